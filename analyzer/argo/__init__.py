@@ -1,0 +1,1 @@
+"""Argo YAML <-> core model: AnalysisTemplate / ClusterAnalysisTemplate / AnalysisRun."""

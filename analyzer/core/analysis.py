@@ -1,0 +1,312 @@
+"""The AnalysisRun state machine (argo-semantics.md §5–§11), pure.
+
+One reconcile is split in two so the I/O stays outside:
+``plan`` decides (from spec, status and ``now``) which metrics are due, after argument
+resolution and validation; the caller takes those measurements with its providers; ``apply``
+folds them in, assesses metric and run phases, trims history and says when to wake next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from analyzer.core.args import Arg, ArgError, resolve_metric
+from analyzer.core.metric import Metric, SpecInvalid, build_metrics
+from analyzer.core.model import Measurement, MetricResult, Phase, RunStatus, Summary, is_worse
+
+ERROR_RETRY = 10.0  # seconds; Argo's DefaultErrorRetryInterval
+DEFAULT_RETENTION = 10
+SECRET_PLACEHOLDER = "temp-for-secret"
+REDACTED = "*****"
+
+# secret name -> key -> value; None when no secret store is reachable (e.g. simulation).
+Secrets = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    metrics: tuple[Mapping[str, Any], ...]
+    args: tuple[Arg, ...] = ()
+    dry_run: tuple[str, ...] = ()
+    retention: tuple[tuple[str, int], ...] = ()
+    terminate: bool = False
+
+
+@dataclass
+class Plan:
+    metrics: list[Metric] = field(default_factory=list)
+    due: list[Metric] = field(default_factory=list)  # resolved with secrets, ready to measure
+    terminating: bool = False
+    dry_run: frozenset[str] = frozenset()
+    error: str | None = None
+    secret_values: tuple[str, ...] = ()
+
+
+def _regex_matches(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return False  # Argo: an invalid regex (e.g. a bare "*") matches nothing
+
+
+def _arg_values(args: tuple[Arg, ...], secrets: Secrets | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for a in args:
+        if a.secret_name is not None and (secrets is not None or a.value is None):
+            if secrets is None:
+                values[a.name] = SECRET_PLACEHOLDER
+                continue
+            data = secrets.get(a.secret_name)
+            if data is None:
+                raise ArgError(f'secrets "{a.secret_name}" not found')
+            key = a.secret_key or ""
+            if key not in data:
+                raise ArgError(f"key '{key}' does not exist in secret '{a.secret_name}'")
+            values[a.name] = data[key]
+        elif a.value is not None:
+            values[a.name] = a.value
+        else:
+            raise ArgError(f'argument "{a.name}" was not supplied')
+    return values
+
+
+def _resolve_all(spec: RunSpec, secrets: Secrets | None) -> list[Metric]:
+    values = _arg_values(spec.args, secrets)
+    return build_metrics([resolve_metric(m, values) for m in spec.metrics])
+
+
+def is_terminating(spec: RunSpec, status: RunStatus, dry_run: frozenset[str]) -> bool:
+    if spec.terminate:
+        return True
+    return any(r.phase in (Phase.FAILED, Phase.ERROR, Phase.INCONCLUSIVE) and r.name not in dry_run
+               for r in status.metric_results)
+
+
+def plan(spec: RunSpec, status: RunStatus, now: datetime, secrets: Secrets | None = None) -> Plan:
+    """Decide what this reconcile measures. A run-level problem comes back as ``error``."""
+    try:
+        metrics = _resolve_all(spec, None)
+    except ArgError as exc:
+        return Plan(error=f"Unable to resolve metric arguments: {exc}")
+    except SpecInvalid as exc:
+        return Plan(error=f"Analysis spec invalid: {exc}")
+    names = [m.name for m in metrics]
+    for i, pattern in enumerate(spec.dry_run):
+        if not any(_regex_matches(pattern, n) for n in names):
+            return Plan(error=f"Analysis spec invalid: dryRun[{i}]: Rule didn't match any metric name(s)")
+    for i, (pattern, _) in enumerate(spec.retention):
+        if not any(_regex_matches(pattern, n) for n in names):
+            return Plan(error=f"Analysis spec invalid: measurementRetention[{i}]: "
+                              "Rule didn't match any metric name(s)")
+    dry_run = frozenset(n for n in names if any(_regex_matches(p, n) for p in spec.dry_run))
+    terminating = is_terminating(spec, status, dry_run)
+    due_names = {m.name for m in metrics if _is_due(m, status, terminating, now)}
+    out = Plan(metrics=metrics, terminating=terminating, dry_run=dry_run)
+    has_secrets = any(a.secret_name is not None for a in spec.args)
+    try:
+        resolved = _resolve_all(spec, secrets) if has_secrets and secrets is not None else metrics
+        out.secret_values = tuple(
+            v for a in spec.args if a.secret_name is not None and secrets is not None
+            for v in [_arg_values((a,), secrets)[a.name]] if v)
+    except ArgError as exc:
+        return Plan(error=f"Unable to resolve metric arguments: {exc}")
+    except SpecInvalid as exc:
+        return Plan(error=f"Analysis spec invalid: {exc}")
+    out.due = [m for m in resolved if m.name in due_names]
+    return out
+
+
+def _wait_after(metric: Metric, last: Measurement) -> float:
+    if last.phase == Phase.ERROR:
+        return ERROR_RETRY
+    return metric.interval if metric.interval is not None else ERROR_RETRY
+
+
+def _due_time(metric: Metric, status: RunStatus, now: datetime) -> datetime | None:
+    """When this metric next wants a measurement (None: not yet known, or never again)."""
+    result = status.result(metric.name)
+    if result is not None and result.phase.completed:
+        return None
+    last = result.measurements[-1] if result and result.measurements else None
+    if last is None:
+        if metric.initial_delay is not None:
+            if status.started_at is None:
+                return None
+            return status.started_at + timedelta(seconds=metric.initial_delay)
+        return now
+    effective = metric.effective_count
+    if effective is not None and result is not None and result.count >= effective:
+        return None
+    if last.finished_at is None:
+        return None
+    return last.finished_at + timedelta(seconds=_wait_after(metric, last))
+
+
+def _is_due(metric: Metric, status: RunStatus, terminating: bool, now: datetime) -> bool:
+    if terminating:
+        return False
+    due = _due_time(metric, status, now)
+    return due is not None and now >= due
+
+
+def next_wake(plan_: Plan, status: RunStatus, now: datetime,
+              skip: frozenset[str] = frozenset()) -> datetime | None:
+    """The earliest time a metric (other than those in ``skip``) becomes due; None when none will."""
+    if status.completed or plan_.error:
+        return None
+    times = [t for m in plan_.metrics if m.name not in skip and (t := _due_time(m, status, now)) is not None]
+    return min(times) if times else None
+
+
+def _limit_reason(metric: Metric, r: MetricResult) -> tuple[Phase | None, str]:
+    """assessMetricFailureInconclusiveOrError: each exceeded limit overrides the previous."""
+    phase: Phase | None = None
+    reason = ""
+    if metric.failure_limit >= 0 and r.failed > metric.failure_limit:
+        phase, reason = Phase.FAILED, f"failed ({r.failed}) > failureLimit ({metric.failure_limit})"
+    if r.inconclusive > metric.inconclusive_limit:
+        phase = Phase.INCONCLUSIVE
+        reason = f"inconclusive ({r.inconclusive}) > inconclusiveLimit ({metric.inconclusive_limit})"
+    if r.consecutive_error > metric.consecutive_error_limit:
+        phase = Phase.ERROR
+        reason = (f"consecutiveErrors ({r.consecutive_error}) > consecutiveErrorLimit "
+                  f"({metric.consecutive_error_limit})")
+    return phase, reason
+
+
+def assess_metric(metric: Metric, r: MetricResult, terminating: bool) -> Phase:
+    """assessMetricStatus (argo-semantics.md §6)."""
+    if r.phase.completed:
+        return r.phase
+    if not r.measurements:
+        return Phase.SUCCESSFUL if terminating else Phase.PENDING
+    if not r.measurements[-1].phase.completed:
+        return Phase.RUNNING
+    limited, _ = _limit_reason(metric, r)
+    if limited is not None:
+        return limited
+    csl = metric.consecutive_success_limit
+    if csl > 0 and r.consecutive_success >= csl:
+        return Phase.SUCCESSFUL
+    effective = metric.effective_count
+    if effective is not None and r.count >= effective:
+        if metric.failure_limit >= 0 and csl > 0:
+            return Phase.INCONCLUSIVE
+        if metric.failure_limit < 0 and csl > 0:
+            return Phase.FAILED
+        return Phase.SUCCESSFUL
+    return Phase.SUCCESSFUL if terminating else Phase.RUNNING
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    for s in secrets:
+        text = text.replace(s, REDACTED)
+    return text
+
+
+def apply(spec: RunSpec, status: RunStatus, plan_: Plan, measured: Mapping[str, Measurement],
+          now: datetime) -> RunStatus:
+    """Fold this reconcile's measurements into ``status`` (mutated and returned)."""
+    if status.completed:
+        return status
+    if plan_.error is not None:
+        status.phase = Phase.ERROR
+        status.message = plan_.error
+        status.completed_at = now
+        if status.started_at is None:
+            status.started_at = now
+        return status
+    for metric in plan_.metrics:
+        m = measured.get(metric.name)
+        if m is None:
+            continue
+        r = status.result(metric.name)
+        if r is None:
+            r = MetricResult(name=metric.name, dry_run=metric.name in plan_.dry_run)
+            if metric.provider_kind == "prometheus":
+                r.metadata["ResolvedPrometheusQuery"] = str(metric.provider.get("query", ""))
+            status.metric_results.append(r)
+        m.message = _redact(m.message, plan_.secret_values)
+        r.record(m)
+    phase, message = _assess_run(spec, status, plan_)
+    if status.started_at is None:
+        status.started_at = now
+    if phase != status.phase:
+        status.phase = phase
+        status.message = message
+        if phase.completed:
+            status.completed_at = now
+    _retain(spec, status)
+    return status
+
+
+def _assess_run(spec: RunSpec, status: RunStatus, plan_: Plan) -> tuple[Phase, str]:
+    """assessRunStatus (argo-semantics.md §8.3, §8.4)."""
+    worst: Phase | None = None
+    message = "Run Terminated" if spec.terminate else ""
+    everything_completed = True
+    summary, dry_summary = Summary(), Summary()
+    for metric in plan_.metrics:
+        dry = metric.name in plan_.dry_run
+        (dry_summary if dry else summary).count += 1
+        r = status.result(metric.name)
+        if r is None:
+            everything_completed = False
+            continue
+        phase = assess_metric(metric, r, plan_.terminating)
+        if phase != r.phase:
+            if r.measurements:
+                r.message = r.measurements[-1].message
+            r.phase = phase
+        if not phase.completed:
+            everything_completed = False
+            continue
+        reason_phase, reason = _limit_reason(metric, r)
+        _tally(dry_summary if dry else summary, reason_phase)
+        if dry:
+            if worst is None:
+                worst = Phase.SUCCESSFUL
+            if reason:
+                r.message = f"Metric assessed {phase} due to {reason}"
+            continue
+        if worst is None or is_worse(worst, phase):
+            worst = phase
+            if reason:
+                message = f'Metric "{metric.name}" assessed {phase} due to {reason}'
+                if r.message:
+                    message += f': "Error Message: {r.message}"'
+    status.run_summary, status.dry_run_summary = summary, dry_summary
+    if plan_.terminating:
+        return (worst or Phase.SUCCESSFUL), message.strip()
+    if not everything_completed or worst is None:
+        return Phase.RUNNING, ""
+    return worst, message.strip()
+
+
+def _tally(s: Summary, reason_phase: Phase | None) -> None:
+    if reason_phase == Phase.FAILED:
+        s.failed += 1
+    elif reason_phase == Phase.INCONCLUSIVE:
+        s.inconclusive += 1
+    elif reason_phase == Phase.ERROR:
+        s.error += 1
+    else:
+        s.successful += 1
+
+
+def _retain(spec: RunSpec, status: RunStatus) -> None:
+    for r in status.metric_results:
+        limit = DEFAULT_RETENTION
+        for pattern, n in spec.retention:
+            if _regex_matches(pattern, r.name):
+                if n > 0:
+                    limit = n
+                break
+        if len(r.measurements) > limit:
+            drop = len(r.measurements) - limit
+            r.trimmed += drop
+            del r.measurements[:drop]

@@ -1,0 +1,93 @@
+"""Provider outcome -> measurement phase: Argo's EvaluateResult truth table (argo-semantics.md §4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from analyzer.core.expr.errors import ExpressionError
+from analyzer.core.expressions import evaluate_condition
+from analyzer.core.model import Phase
+
+NO_DATA = "metric result is nil or empty: no data returned from the metric provider"
+
+
+def assess(success: str, failure: str, result: Any) -> tuple[Phase, str]:
+    """Phase and error message for one provider value. An evaluation error is phase Error."""
+    success_true = failure_true = False
+    if success:
+        try:
+            success_true = evaluate_condition(success, result)
+        except ExpressionError as exc:
+            return Phase.ERROR, _message("successCondition", success, result, exc)
+    if failure:
+        try:
+            failure_true = evaluate_condition(failure, result)
+        except ExpressionError as exc:
+            return Phase.ERROR, _message("failureCondition", failure, result, exc)
+    if not success and not failure:
+        return Phase.SUCCESSFUL, ""
+    if success and not failure:
+        return (Phase.SUCCESSFUL if success_true else Phase.FAILED), ""
+    if failure and not success:
+        return (Phase.FAILED if failure_true else Phase.SUCCESSFUL), ""
+    if failure_true:
+        return Phase.FAILED, ""
+    return (Phase.SUCCESSFUL if success_true else Phase.INCONCLUSIVE), ""
+
+
+def _message(which: str, expr: str, result: Any, exc: ExpressionError) -> str:
+    # Argo reports "no data" for any evaluation error on a nil or empty result (§14.6).
+    empty = result is None or (isinstance(result, list | dict | tuple) and len(result) == 0)
+    detail = NO_DATA if empty else exc.message
+    return f'could not evaluate {which} "{expr}": {detail}'
+
+
+def go_float(x: float) -> str:
+    """Go's strconv.FormatFloat(x, 'f', -1, 64): shortest round-trip digits, no exponent."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    text = repr(float(x))
+    if "e" not in text and "E" not in text:
+        return text[:-2] if text.endswith(".0") else text
+    mantissa, exp_text = text.lower().split("e")
+    exp = int(exp_text)
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "")
+    point = len(mantissa.lstrip("-").split(".")[0]) + exp
+    if point <= 0:
+        body = "0." + "0" * (-point) + digits
+    elif point >= len(digits):
+        body = digits + "0" * (point - len(digits))
+    else:
+        body = digits[:point] + "." + digits[point:]
+    body = body.rstrip("0").rstrip(".") if "." in body else body
+    return sign + body
+
+
+def value_text(value: Any) -> str:
+    """The measurement ``value`` string for a provider value whose provider gave none."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | int):
+        return go_float(float(value))
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, list) and all(isinstance(v, float | int) and not isinstance(v, bool) for v in value):
+        return "[" + ",".join(go_float(float(v)) for v in value) + "]"
+    return json.dumps(_go_json(value), separators=(",", ":"), sort_keys=True)
+
+
+def _go_json(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, list):
+        return [_go_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _go_json(v) for k, v in value.items()}
+    return value
