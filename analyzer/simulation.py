@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from analyzer.argo.errors import TemplateError
-from analyzer.argo.templates import Template, merge_args, parse_spec_dict, _Collector
+from analyzer.argo.templates import Template, _Collector, merge_args, parse_spec_dict
 from analyzer.core import analysis
-from analyzer.core.conditions import assess, value_text
+from analyzer.core.conditions import to_measurement
+from analyzer.core.metric import Metric
 from analyzer.core.model import Measurement, Phase, RunStatus
+from analyzer.core.outcome import ProviderOutcome
 
-EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _PROM_SPECIALS = {"NaN": math.nan, "+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf}
 
 
@@ -44,15 +46,13 @@ def _prom_value(value: Any) -> Any:
     return value
 
 
-def measurement_from(metric: Any, outcome: Mapping[str, Any], now: datetime) -> Measurement:
-    if "error" in outcome:
-        return Measurement(Phase.ERROR, message=str(outcome["error"]), started_at=now, finished_at=now)
-    value = outcome.get("value")
-    if metric.provider_kind == "prometheus":
-        value = _prom_value(value)
-    phase, message = assess(metric.success_condition, metric.failure_condition, value)
-    text = "" if phase == Phase.ERROR else value_text(value)
-    return Measurement(phase, value=text, message=message, started_at=now, finished_at=now)
+def measurement_from(metric: Metric, scripted: Mapping[str, Any], now: datetime) -> Measurement:
+    if "error" in scripted:
+        outcome = ProviderOutcome.failed(str(scripted["error"]))
+    else:
+        value = scripted.get("value")
+        outcome = ProviderOutcome(value=_prom_value(value) if metric.provider_kind == "prometheus" else value)
+    return to_measurement(metric.success_condition, metric.failure_condition, outcome, now, now)
 
 
 def simulate(template: Mapping[str, Any], results: Mapping[str, list[Mapping[str, Any]]], *,

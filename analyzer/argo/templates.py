@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.argo.errors import FieldError, TemplateError
-from analyzer.core.args import Arg, placeholders
 from analyzer.core.analysis import RunSpec
+from analyzer.core.args import Arg, placeholders
 from analyzer.core.durations import parse_go_duration_seconds
 from analyzer.core.expressions import ExpressionError, check
 from analyzer.core.metric import PROVIDER_KINDS, SpecInvalid, build_metrics
@@ -379,14 +379,14 @@ def _argo_validation(spec: RunSpec, c: _Collector) -> None:
                 c.err(f"spec.{field_name}[{i}].metricName", f"rule {pattern!r} matches no metric name")
 
 
-def merge_args(template: Template, supplied: Mapping[str, str]) -> tuple[RunSpec, list[str]]:
+def merge_args(template: Template, supplied: Mapping[str, str], time_scale: float = 1.0) -> tuple[RunSpec, list[str]]:
     """Apply caller-supplied values by name (Argo: undeclared names are dropped; we report them)."""
     declared = template.declared_args()
     unknown = [k for k in supplied if k not in declared]
     args = tuple(Arg(a.name, supplied.get(a.name, a.value), a.secret_name, a.secret_key)
                  for a in template.spec.args)
     spec = RunSpec(metrics=template.spec.metrics, args=args, dry_run=template.spec.dry_run,
-                   retention=template.spec.retention, terminate=template.spec.terminate)
+                   retention=template.spec.retention, terminate=template.spec.terminate, time_scale=time_scale)
     return spec, unknown
 
 

@@ -34,6 +34,8 @@ class RunSpec:
     dry_run: tuple[str, ...] = ()
     retention: tuple[tuple[str, int], ...] = ()
     terminate: bool = False
+    # Divides every wait (interval, initialDelay, error retry). 1 is Argo; demos and tests use more.
+    time_scale: float = 1.0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Plan:
     dry_run: frozenset[str] = frozenset()
     error: str | None = None
     secret_values: tuple[str, ...] = ()
+    time_scale: float = 1.0
 
 
 def _regex_matches(pattern: str, name: str) -> bool:
@@ -104,8 +107,8 @@ def plan(spec: RunSpec, status: RunStatus, now: datetime, secrets: Secrets | Non
                               "Rule didn't match any metric name(s)")
     dry_run = frozenset(n for n in names if any(_regex_matches(p, n) for p in spec.dry_run))
     terminating = is_terminating(spec, status, dry_run)
-    due_names = {m.name for m in metrics if _is_due(m, status, terminating, now)}
-    out = Plan(metrics=metrics, terminating=terminating, dry_run=dry_run)
+    due_names = {m.name for m in metrics if _is_due(m, status, terminating, now, spec.time_scale)}
+    out = Plan(metrics=metrics, terminating=terminating, dry_run=dry_run, time_scale=spec.time_scale)
     has_secrets = any(a.secret_name is not None for a in spec.args)
     try:
         resolved = _resolve_all(spec, secrets) if has_secrets and secrets is not None else metrics
@@ -126,7 +129,7 @@ def _wait_after(metric: Metric, last: Measurement) -> float:
     return metric.interval if metric.interval is not None else ERROR_RETRY
 
 
-def _due_time(metric: Metric, status: RunStatus, now: datetime) -> datetime | None:
+def _due_time(metric: Metric, status: RunStatus, now: datetime, scale: float = 1.0) -> datetime | None:
     """When this metric next wants a measurement (None: not yet known, or never again)."""
     result = status.result(metric.name)
     if result is not None and result.phase.completed:
@@ -136,20 +139,20 @@ def _due_time(metric: Metric, status: RunStatus, now: datetime) -> datetime | No
         if metric.initial_delay is not None:
             if status.started_at is None:
                 return None
-            return status.started_at + timedelta(seconds=metric.initial_delay)
+            return status.started_at + timedelta(seconds=metric.initial_delay / scale)
         return now
     effective = metric.effective_count
     if effective is not None and result is not None and result.count >= effective:
         return None
     if last.finished_at is None:
         return None
-    return last.finished_at + timedelta(seconds=_wait_after(metric, last))
+    return last.finished_at + timedelta(seconds=_wait_after(metric, last) / scale)
 
 
-def _is_due(metric: Metric, status: RunStatus, terminating: bool, now: datetime) -> bool:
+def _is_due(metric: Metric, status: RunStatus, terminating: bool, now: datetime, scale: float) -> bool:
     if terminating:
         return False
-    due = _due_time(metric, status, now)
+    due = _due_time(metric, status, now, scale)
     return due is not None and now >= due
 
 
@@ -158,7 +161,7 @@ def next_wake(plan_: Plan, status: RunStatus, now: datetime,
     """The earliest time a metric (other than those in ``skip``) becomes due; None when none will."""
     if status.completed or plan_.error:
         return None
-    times = [t for m in plan_.metrics if m.name not in skip and (t := _due_time(m, status, now)) is not None]
+    times = [t for m in plan_.metrics if m.name not in skip and (t := _due_time(m, status, now, plan_.time_scale)) is not None]
     return min(times) if times else None
 
 

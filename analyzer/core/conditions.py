@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 from analyzer.core.expr.errors import ExpressionError
 from analyzer.core.expressions import evaluate_condition
-from analyzer.core.model import Phase
+from analyzer.core.model import Measurement, Phase
+from analyzer.core.outcome import ProviderOutcome
 
 NO_DATA = "metric result is nil or empty: no data returned from the metric provider"
 
@@ -91,3 +93,15 @@ def _go_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _go_json(v) for k, v in value.items()}
     return value
+
+
+def to_measurement(success: str, failure: str, outcome: ProviderOutcome, started_at: datetime,
+                   finished_at: datetime) -> Measurement:
+    """A finished measurement from one provider outcome (provider errors become phase Error)."""
+    if outcome.error is not None:
+        return Measurement(Phase.ERROR, message=outcome.error, started_at=started_at, finished_at=finished_at,
+                           metadata=dict(outcome.metadata))
+    phase, message = assess(success, failure, outcome.value)
+    text = "" if phase == Phase.ERROR else (outcome.value_text or value_text(outcome.value))
+    return Measurement(phase, value=text, message=message, started_at=started_at, finished_at=finished_at,
+                       metadata=dict(outcome.metadata))

@@ -9,7 +9,7 @@ import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analyzer.core.durations import parse_go_duration
@@ -300,7 +300,7 @@ def _date(ctx: Context, a: list[Any]) -> datetime:
         d = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
         raise ExpressionError(f'cannot parse "{s}" as time') from None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 def _keys(ctx: Context, a: list[Any]) -> list[Any]:

@@ -1,0 +1,252 @@
+"""The ``analyzer`` command line.
+
+Exit codes (decided once, see README): 0 Successful, 1 Failed or Error, 2 bad input or usage,
+3 Inconclusive or undecided (e.g. a simulation that ran out of scripted results).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import yaml
+from rich.console import Console
+from rich.live import Live
+
+from analyzer.argo.errors import FieldError, TemplateError
+from analyzer.argo.loader import load_documents
+from analyzer.argo.templates import Template, merge_args, missing_args, parse_template
+from analyzer.core.expressions import ExpressionError, evaluate_condition
+from analyzer.core.model import RunStatus
+from analyzer.render import status_table, strict_json
+
+EXIT = {"Successful": 0, "Failed": 1, "Error": 1, "Inconclusive": 3}
+err_console = Console(stderr=True)
+
+
+def _bad_input(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(2)
+
+
+def _exit_for(phase: str) -> int:
+    return EXIT.get(phase, 3)
+
+
+def _parse_kv(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p:
+            _bad_input(f"--arg: expected NAME=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rollout-analyzer")
+def main() -> None:
+    """rollout-analyzer: Argo-compatible analysis and statistical canary judgement."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Print errors only, not warnings.")
+def lint(files: tuple[Path, ...], quiet: bool) -> None:
+    """Check AnalysisTemplates / ClusterAnalysisTemplates / AnalysisRuns.
+
+    Prints `file: field.path: reason` for every problem; exit 2 if any is an error.
+    """
+    failed = False
+    for f in files:
+        problems: list[FieldError] = []
+        try:
+            docs = load_documents(f)
+            multi = len(docs) > 1
+            for i, doc in enumerate(docs):
+                try:
+                    t = parse_template(doc, str(f))
+                    problems += [_prefixed(w, i, multi) for w in t.warnings]
+                except TemplateError as exc:
+                    problems += [_prefixed(e, i, multi) for e in exc.errors]
+        except TemplateError as exc:
+            problems = exc.errors
+        errors = [p for p in problems if not p.warning]
+        failed = failed or bool(errors)
+        for p in problems:
+            if p.warning and quiet:
+                continue
+            click.echo(p.render(str(f)), err=not p.warning)
+        if not errors:
+            click.echo(f"{f}: ok")
+    sys.exit(2 if failed else 0)
+
+
+def _prefixed(e: FieldError, i: int, multi: bool) -> FieldError:
+    if not multi:
+        return e
+    return FieldError(f"document[{i}]." + e.path if e.path else f"document[{i}]", e.reason, e.warning)
+
+
+@main.command("expr")
+@click.argument("expression")
+@click.option("--result", "result_json", default="null", show_default=True,
+              help="The provider result as JSON (a list for a Prometheus vector, a number for a scalar).")
+@click.option("--raw", is_flag=True, help="Treat --result as a raw string body (web provider, non-JSON).")
+def expr_cmd(expression: str, result_json: str, raw: bool) -> None:
+    """Evaluate one success/failure condition. Prints true/false; exit 0 true, 1 false, 2 error."""
+    if raw:
+        result: Any = result_json
+    else:
+        try:
+            result = json.loads(result_json)
+        except json.JSONDecodeError as exc:
+            _bad_input(f"--result: invalid JSON at column {exc.colno}: {exc.msg}")
+    try:
+        ok = evaluate_condition(expression, result)
+    except ExpressionError as exc:
+        _bad_input(f"error: {exc}")
+    click.echo("true" if ok else "false")
+    sys.exit(0 if ok else 1)
+
+
+def _load_template(path: Path, supplied: Mapping[str, str], time_scale: float = 1.0) -> tuple[Template, Any]:
+    try:
+        docs = load_documents(path)
+        templates = [d for d in docs if d.get("kind") in ("AnalysisTemplate", "ClusterAnalysisTemplate",
+                                                           "AnalysisRun") or "metrics" in d]
+        if not templates:
+            raise TemplateError(str(path), [FieldError("kind", "no AnalysisTemplate in this file")])
+        if len(templates) > 1:
+            raise TemplateError(str(path), [FieldError("", "several templates in one file: pass one")])
+        t = parse_template(templates[0], str(path), bare_ok=True)
+    except TemplateError as exc:
+        _bad_input(str(exc))
+    for w in t.warnings:
+        err_console.print(f"[yellow]{w.render(str(path))}[/]", highlight=False)
+    if t.template_refs:
+        _bad_input(f"{path}: spec.templates: composing other templates needs them resolved; "
+                   "inline their metrics for now")
+    spec, unknown = merge_args(t, supplied, time_scale)
+    for name in unknown:
+        err_console.print(f"[yellow]--arg {name}: the template declares no such argument (ignored)[/]")
+    missing = missing_args(spec)
+    if missing:
+        _bad_input(f"{path}: spec.args: no value for " + ", ".join(missing)
+                   + " (supply with " + " ".join(f"--arg {m}=..." for m in missing) + ")")
+    return t, spec
+
+
+@main.command()
+@click.argument("template", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--results", "results_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML/JSON: metric name -> list of {value: X} or {error: msg}, consumed in order.")
+@click.option("--arg", "args", multiple=True, help="NAME=VALUE for a template argument (repeatable).")
+@click.option("--terminate-after", type=int, default=None, help="Set spec.terminate after N rounds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the AnalysisRun status as JSON.")
+def simulate(template: Path, results_file: Path, args: tuple[str, ...], terminate_after: int | None,
+             as_json: bool) -> None:
+    """Run a template on a virtual clock against scripted provider results."""
+    from analyzer.simulation import simulate as run_simulation
+
+    supplied = _parse_kv(args)
+    t, _ = _load_template(template, supplied)
+    try:
+        results = yaml.safe_load(results_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        _bad_input(f"{results_file}: cannot read results: {exc}")
+    if not isinstance(results, Mapping) or not all(isinstance(v, list) for v in results.values()):
+        _bad_input(f"{results_file}: expected a mapping of metric name -> list of {{value: X}} / {{error: msg}}")
+    names = {str(m.get("name")) for m in t.spec.metrics}
+    for name in results:
+        if name not in names:
+            _bad_input(f"{results_file}: {name}: no metric of that name in {template}")
+    try:
+        status = run_simulation(t.raw, results, args=supplied, terminate_after=terminate_after)
+    except TemplateError as exc:
+        _bad_input(str(exc))
+    _print_final(status, as_json)
+
+
+def _print_final(status: dict[str, Any], as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(strict_json(status))
+    else:
+        Console().print(status_table(status))
+    sys.exit(_exit_for(status["phase"]))
+
+
+@main.command()
+@click.argument("template", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prometheus", "prometheus_url", default=None,
+              help="Prometheus base URL; replaces the address of every prometheus metric.")
+@click.option("--arg", "args", multiple=True, help="NAME=VALUE for a template argument (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the final AnalysisRun status as JSON.")
+@click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
+              help="Divide every interval and delay by this factor (demos and tests).")
+def analyze(template: Path, prometheus_url: str | None, args: tuple[str, ...], as_json: bool, speed: float) -> None:
+    """Run an AnalysisRun live with its real intervals. Ctrl-C terminates it like spec.terminate."""
+    from analyzer.controller.analysis_runner import run_analysis
+    from analyzer.controller.clock import SystemClock
+    from analyzer.controller.providers import default_providers
+
+    supplied = _parse_kv(args)
+    if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
+        _bad_input(f"--prometheus: expected an http(s) URL, got {prometheus_url!r}")
+    t, spec = _load_template(template, supplied, speed)
+    if prometheus_url:
+        spec = _with_prometheus(spec, prometheus_url)
+    status = asyncio.run(_analyze(spec, prometheus_url, as_json, run_analysis, SystemClock(), default_providers))
+    _print_final(status.to_json(), as_json)
+
+
+def _with_prometheus(spec: Any, url: str) -> Any:
+    from dataclasses import replace
+
+    metrics = []
+    for m in spec.metrics:
+        prov = m.get("provider")
+        if isinstance(prov, Mapping) and isinstance(prov.get("prometheus"), Mapping):
+            m = {**m, "provider": {**prov, "prometheus": {**prov["prometheus"], "address": url}}}
+        metrics.append(m)
+    return replace(spec, metrics=tuple(metrics))
+
+
+async def _analyze(spec: Any, prometheus_url: str | None, as_json: bool, run_analysis: Any, clock: Any,
+                   default_providers: Any) -> RunStatus:
+    terminate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        if terminate.is_set():
+            raise KeyboardInterrupt
+        err_console.print("[yellow]terminating the run (Ctrl-C again to quit at once)...[/]")
+        terminate.set()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    loop.add_signal_handler(signal.SIGTERM, on_interrupt)
+    providers = default_providers(prometheus_url)
+    if as_json or not sys.stdout.isatty():
+        seen: dict[str, int] = {}
+
+        def log(status: RunStatus) -> None:
+            for r in status.metric_results:
+                total = r.trimmed + len(r.measurements)
+                for m in r.measurements[len(r.measurements) - (total - seen.get(r.name, 0)):]:
+                    err_console.print(f"{m.finished_at:%H:%M:%S} {r.name}: {m.phase} value={m.value} "
+                                      f"{m.message}".rstrip(), highlight=False, soft_wrap=True)
+                seen[r.name] = total
+        return await run_analysis(spec, providers, clock, terminate=terminate, on_update=log)  # type: ignore[no-any-return]
+    with Live(status_table(RunStatus()), refresh_per_second=4, transient=True) as live:
+        return await run_analysis(spec, providers, clock, terminate=terminate,  # type: ignore[no-any-return]
+                                  on_update=lambda s: live.update(status_table(s)))
+
+
+if __name__ == "__main__":
+    main()
