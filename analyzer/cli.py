@@ -82,7 +82,7 @@ def lint(files: tuple[Path, ...], quiet: bool) -> None:
         for p in problems:
             if p.warning and quiet:
                 continue
-            click.echo(p.render(str(f)), err=not p.warning)
+            click.echo(p.render(str(f)), err=True)
         if not errors:
             click.echo(f"{f}: ok")
     sys.exit(2 if failed else 0)
@@ -179,6 +179,9 @@ def _print_final(status: dict[str, Any], as_json: bool) -> NoReturn:
         click.echo(strict_json(status))
     else:
         Console().print(status_table(status))
+        click.echo(f"phase: {status['phase'] or 'Running'}")
+        if status.get("message"):
+            click.echo(f"message: {status['message']}")
     sys.exit(_exit_for(status["phase"]))
 
 

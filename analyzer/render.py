@@ -42,6 +42,4 @@ def status_table(status: RunStatus | dict[str, Any], title: str = "AnalysisRun")
             str(r["count"]), str(r["successful"]), str(r["failed"]), str(r["inconclusive"]), str(r["error"]),
             str(last.get("value", "")), r.get("message") or last.get("message", ""),
         )
-    if data.get("message"):
-        table.caption = data["message"]
     return table
