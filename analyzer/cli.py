@@ -178,7 +178,7 @@ def _print_final(status: dict[str, Any], as_json: bool) -> NoReturn:
     if as_json:
         click.echo(strict_json(status))
     else:
-        Console().print(status_table(status))
+        Console(width=None if sys.stdout.isatty() else 120).print(status_table(status))
         click.echo(f"phase: {status['phase'] or 'Running'}")
         if status.get("message"):
             click.echo(f"message: {status['message']}")

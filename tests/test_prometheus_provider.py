@@ -526,7 +526,7 @@ def test_workload_profiles_change_at_runtime() -> None:
     workload.simulate(1.0)
 
     def sample(name: str) -> float | None:
-        return workload.registry.get_sample_value(name, {"app": "model", "version": "v1"})
+        return workload.registry.get_sample_value(name, {"app": "inference", "version": "v1"})
 
     assert (sample("inference_requests_total"), sample("inference_success_total")) == (200.0, 100.0)
     assert sample("inference_request_duration_seconds_count") == 200.0
@@ -538,8 +538,8 @@ def test_backfill_is_deterministic() -> None:
     assert text == backfill_openmetrics(profiles, start=EPOCH, duration=120)
     assert text != backfill_openmetrics(profiles, start=EPOCH, duration=120, seed=2)
     assert text.endswith("# EOF\n")
-    assert f'inference_requests_total{{app="model",version="a"}} 0 {EPOCH}\n' in text
-    assert f'inference_requests_total{{app="model",version="a"}} 315 {EPOCH + 105}\n' in text
+    assert f'inference_requests_total{{app="inference",version="a"}} 0 {EPOCH}\n' in text
+    assert f'inference_requests_total{{app="inference",version="a"}} 315 {EPOCH + 105}\n' in text
     assert 'le="+Inf"' in text and 'le="10.0"' in text
 
 

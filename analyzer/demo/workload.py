@@ -56,7 +56,7 @@ class Workload:
         port: int = 0,
         versions: Mapping[str, Profile] | None = None,
         *,
-        app: str = "model",
+        app: str = "inference",
         host: str = "127.0.0.1",
         seed: int | None = None,
         tick: float = 0.05,
@@ -176,7 +176,7 @@ def backfill_openmetrics(
     start: int,
     duration: int,
     step: int = 15,
-    app: str = "model",
+    app: str = "inference",
     seed: int = 1234,
 ) -> str:
     """Deterministic OpenMetrics history for ``promtool tsdb create-blocks-from openmetrics``.
