@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 
+from analyzer.argo.compose import Lookup, compose
 from analyzer.argo.errors import FieldError, TemplateError
 from analyzer.argo.loader import load_documents
 from analyzer.argo.templates import Template, merge_args, missing_args, parse_template
@@ -64,6 +65,7 @@ def lint(files: tuple[Path, ...], quiet: bool) -> None:
     Prints `file: field.path: reason` for every problem; exit 2 if any is an error.
     """
     failed = False
+    library = _library([p for f in files for p in _neighbours(f, ())] if files else [])
     for f in files:
         problems: list[FieldError] = []
         try:
@@ -73,6 +75,7 @@ def lint(files: tuple[Path, ...], quiet: bool) -> None:
                 try:
                     t = parse_template(doc, str(f))
                     problems += [_prefixed(w, i, multi) for w in t.warnings]
+                    problems += [_prefixed(e, i, multi) for e in _composition_problems(t, library, str(f))]
                 except TemplateError as exc:
                     problems += [_prefixed(e, i, multi) for e in exc.errors]
         except TemplateError as exc:
@@ -86,6 +89,18 @@ def lint(files: tuple[Path, ...], quiet: bool) -> None:
         if not errors:
             click.echo(f"{f}: ok")
     sys.exit(2 if failed else 0)
+
+
+def _composition_problems(t: Template, library: Lookup, source: str) -> list[FieldError]:
+    if not t.template_refs:
+        return []
+    try:
+        compose(t, library, source)
+    except TemplateError as exc:
+        # A reference outside the linted files cannot be checked here; anything else is an error.
+        return [FieldError(e.path, e.reason + "; not checked", warning=True) if "not found" in e.reason else e
+                for e in exc.errors]
+    return []
 
 
 def _prefixed(e: FieldError, i: int, multi: bool) -> FieldError:
@@ -116,7 +131,32 @@ def expr_cmd(expression: str, result_json: str, raw: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-def _load_template(path: Path, supplied: Mapping[str, str], time_scale: float = 1.0) -> tuple[Template, Any]:
+def _library(paths: list[Path]) -> Lookup:
+    """Templates that ``spec.templates[]`` may name: every parsable one in the given files."""
+    found: dict[tuple[str, bool], Template] = {}
+    for p in paths:
+        try:
+            docs = load_documents(p)
+        except TemplateError:
+            continue
+        for d in docs:
+            try:
+                t = parse_template(d, str(p))
+            except TemplateError:
+                continue
+            found.setdefault((t.name, t.kind == "ClusterAnalysisTemplate"), t)
+    return lambda name, cluster: found.get((name, cluster))
+
+
+def _neighbours(path: Path, extra: tuple[Path, ...]) -> list[Path]:
+    files = [path, *extra] if path.exists() else list(extra)
+    for d in {path.parent, *(e for e in extra if e.is_dir())}:
+        files += sorted(p for p in d.glob("*.y*ml") if p.is_file())
+    return [f for f in files if f.is_file()]
+
+
+def _load_template(path: Path, supplied: Mapping[str, str], time_scale: float = 1.0,
+                   library: tuple[Path, ...] = ()) -> tuple[Template, Any]:
     try:
         docs = load_documents(path)
         templates = [d for d in docs if d.get("kind") in ("AnalysisTemplate", "ClusterAnalysisTemplate",
@@ -126,13 +166,11 @@ def _load_template(path: Path, supplied: Mapping[str, str], time_scale: float = 
         if len(templates) > 1:
             raise TemplateError(str(path), [FieldError("", "several templates in one file: pass one")])
         t = parse_template(templates[0], str(path), bare_ok=True)
+        for w in t.warnings:
+            err_console.print(f"[yellow]{w.render(str(path))}[/]", highlight=False)
+        t = compose(t, _library(_neighbours(path, library)), str(path))
     except TemplateError as exc:
         _bad_input(str(exc))
-    for w in t.warnings:
-        err_console.print(f"[yellow]{w.render(str(path))}[/]", highlight=False)
-    if t.template_refs:
-        _bad_input(f"{path}: spec.templates: composing other templates needs them resolved; "
-                   "inline their metrics for now")
     spec, unknown = merge_args(t, supplied, time_scale)
     for name in unknown:
         err_console.print(f"[yellow]--arg {name}: the template declares no such argument (ignored)[/]")
@@ -150,13 +188,16 @@ def _load_template(path: Path, supplied: Mapping[str, str], time_scale: float = 
 @click.option("--arg", "args", multiple=True, help="NAME=VALUE for a template argument (repeatable).")
 @click.option("--terminate-after", type=int, default=None, help="Set spec.terminate after N rounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the AnalysisRun status as JSON.")
+@click.option("--templates", "library", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="File or directory with templates that spec.templates[] names (repeatable; "
+                   "the template's own directory is always searched).")
 def simulate(template: Path, results_file: Path, args: tuple[str, ...], terminate_after: int | None,
-             as_json: bool) -> None:
+             as_json: bool, library: tuple[Path, ...]) -> None:
     """Run a template on a virtual clock against scripted provider results."""
     from analyzer.simulation import simulate as run_simulation
 
     supplied = _parse_kv(args)
-    t, _ = _load_template(template, supplied)
+    t, _ = _load_template(template, supplied, library=library)
     try:
         results = yaml.safe_load(results_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -164,14 +205,27 @@ def simulate(template: Path, results_file: Path, args: tuple[str, ...], terminat
     if not isinstance(results, Mapping) or not all(isinstance(v, list) for v in results.values()):
         _bad_input(f"{results_file}: expected a mapping of metric name -> list of {{value: X}} / {{error: msg}}")
     names = {str(m.get("name")) for m in t.spec.metrics}
+    raw = {"spec": {"metrics": list(t.spec.metrics),
+                    "args": [_arg_json(a) for a in t.spec.args],
+                    "dryRun": [{"metricName": p} for p in t.spec.dry_run],
+                    "measurementRetention": [{"metricName": p, "limit": n} for p, n in t.spec.retention]}}
     for name in results:
         if name not in names:
             _bad_input(f"{results_file}: {name}: no metric of that name in {template}")
     try:
-        status = run_simulation(t.raw, results, args=supplied, terminate_after=terminate_after)
+        status = run_simulation(raw, results, args=supplied, terminate_after=terminate_after)
     except TemplateError as exc:
         _bad_input(str(exc))
     _print_final(status, as_json)
+
+
+def _arg_json(a: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": a.name}
+    if a.value is not None:
+        out["value"] = a.value
+    if a.secret_name is not None:
+        out["valueFrom"] = {"secretKeyRef": {"name": a.secret_name, "key": a.secret_key}}
+    return out
 
 
 def _print_final(status: dict[str, Any], as_json: bool) -> NoReturn:
@@ -193,7 +247,10 @@ def _print_final(status: dict[str, Any], as_json: bool) -> NoReturn:
 @click.option("--json", "as_json", is_flag=True, help="Print the final AnalysisRun status as JSON.")
 @click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
               help="Divide every interval and delay by this factor (demos and tests).")
-def analyze(template: Path, prometheus_url: str | None, args: tuple[str, ...], as_json: bool, speed: float) -> None:
+@click.option("--templates", "library", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="File or directory with templates that spec.templates[] names (repeatable).")
+def analyze(template: Path, prometheus_url: str | None, args: tuple[str, ...], as_json: bool, speed: float,
+            library: tuple[Path, ...]) -> None:
     """Run an AnalysisRun live with its real intervals. Ctrl-C terminates it like spec.terminate."""
     from analyzer.controller.analysis_runner import run_analysis
     from analyzer.controller.clock import SystemClock
@@ -202,7 +259,7 @@ def analyze(template: Path, prometheus_url: str | None, args: tuple[str, ...], a
     supplied = _parse_kv(args)
     if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
         _bad_input(f"--prometheus: expected an http(s) URL, got {prometheus_url!r}")
-    t, spec = _load_template(template, supplied, speed)
+    t, spec = _load_template(template, supplied, speed, library)
     if prometheus_url:
         spec = _with_prometheus(spec, prometheus_url)
     status = asyncio.run(_analyze(spec, prometheus_url, as_json, run_analysis, SystemClock(), default_providers))
