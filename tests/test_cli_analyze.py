@@ -107,3 +107,55 @@ def test_bad_prometheus_url_and_missing_arg_are_bad_input() -> None:
     assert r.returncode == 2 and "--prometheus: expected an http(s) URL" in r.stderr
     r = run_cli("analyze", "templates/success-rate.yaml", "--prometheus", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no value for canary-version" in r.stderr
+
+
+def test_web_provider_template_runs_live_against_a_real_http_server(tmp_path) -> None:
+    from web_fixtures import Reply, StubServer
+
+    template = tmp_path / "web.yaml"
+    with StubServer() as server:
+        server.routes["/verdict"] = Reply(body='{"status": {"successRate": 0.997, "phase": "ok"}}',
+                                          headers={"Content-Type": "application/json"})
+        template.write_text(f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: web}}
+spec:
+  args: [{{name: token, value: s3cr3t}}]
+  metrics:
+    - name: judge
+      interval: 1s
+      count: 2
+      successCondition: result.successRate >= 0.99 && result.phase == "ok"
+      provider:
+        web:
+          url: {server.url("/verdict")}
+          headers: [{{key: Authorization, value: "Bearer {{{{args.token}}}}"}}]
+          jsonPath: "{{$.status}}"
+""")
+        r = run_cli("analyze", str(template), "--json")
+        assert [q.headers.get("authorization") for q in server.requests] == ["Bearer s3cr3t"] * 2
+    status = json.loads(r.stdout)
+    assert (r.returncode, status["phase"]) == (0, "Successful"), r.stderr
+    assert status["metricResults"][0]["measurements"][0]["value"] == '{"phase":"ok","successRate":0.997}'
+
+
+def test_unsupported_provider_is_an_error_measurement_not_a_crash(tmp_path) -> None:
+    template = tmp_path / "job.yaml"
+    template.write_text("""\
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: job}
+spec:
+  metrics:
+    - name: smoke
+      consecutiveErrorLimit: 0
+      provider:
+        job:
+          spec: {template: {spec: {containers: [{name: c, image: alpine}], restartPolicy: Never}}}
+""")
+    r = run_cli("analyze", str(template), "--json")
+    status = json.loads(r.stdout)
+    assert (r.returncode, status["phase"]) == (1, "Error")
+    assert 'provider "job" is not supported by rollout-analyzer' in status["message"]
+    assert "Traceback" not in r.stderr
