@@ -47,80 +47,151 @@ class Plan:
     error: str | None = None
     secret_values: tuple[str, ...] = ()
     time_scale: float = 1.0
+    retention: dict[str, int] = field(default_factory=dict)  # metric -> limit of its last matching rule
+
+
+_RE2_UNSUPPORTED = ("(?=", "(?!", "(?<=", "(?<!", "(?>", "(?P=", "(?(")
+
+
+def _go_regex(pattern: str) -> str | None:
+    """The Python spelling of a Go RE2 pattern, or None where RE2 would reject it (lookaround,
+    backreferences, ``\\Z``...). RE2's end-of-text ``\\z`` is Python's ``\\Z``."""
+    if any(tok in pattern for tok in _RE2_UNSUPPORTED):
+        return None
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt in "123456789Z":
+                return None
+            out.append("\\Z" if nxt == "z" else pattern[i:i + 2])
+            i += 2
+            continue
+        out.append(pattern[i])
+        i += 1
+    return "".join(out)
 
 
 def _regex_matches(pattern: str, name: str) -> bool:
+    """Go's ``regexp.MatchString``: unanchored; an invalid pattern (e.g. a bare "*") matches nothing."""
+    translated = _go_regex(pattern)
+    if translated is None:
+        return False
     try:
-        return re.search(pattern, name) is not None
+        return re.search(translated, name) is not None
     except re.error:
-        return False  # Argo: an invalid regex (e.g. a bare "*") matches nothing
+        return False
 
 
-def _arg_values(args: tuple[Arg, ...], secrets: Secrets | None) -> dict[str, str]:
-    values: dict[str, str] = {}
+def _arg_pairs(args: tuple[Arg, ...], secrets: Secrets | None, *, for_measurement: bool
+               ) -> list[tuple[str, str | None]]:
+    """(name, value) per run arg, in order; None is "no value" (Argo: ``argument "x" was not supplied``).
+
+    Without ``for_measurement`` this is ``getResolvedMetricsWithoutSecrets``: a secretKeyRef arg
+    is the dummy ``temp-for-secret``. For a measurement the secret is read (``resolveArgs``); with
+    no secret store at all (simulation) an arg's own value, else the dummy, stands in.
+    """
+    pairs: list[tuple[str, str | None]] = []
     for a in args:
-        if a.secret_name is not None and (secrets is not None or a.value is None):
-            if secrets is None:
-                values[a.name] = SECRET_PLACEHOLDER
-                continue
-            data = secrets.get(a.secret_name)
-            if data is None:
-                raise ArgError(f'secrets "{a.secret_name}" not found')
-            key = a.secret_key or ""
-            if key not in data:
-                raise ArgError(f"key '{key}' does not exist in secret '{a.secret_name}'")
-            values[a.name] = data[key]
-        elif a.value is not None:
-            values[a.name] = a.value
+        if a.secret_name is None:
+            pairs.append((a.name, a.value))
+        elif not for_measurement:
+            pairs.append((a.name, SECRET_PLACEHOLDER))
+        elif secrets is None:
+            pairs.append((a.name, a.value if a.value is not None else SECRET_PLACEHOLDER))
         else:
-            raise ArgError(f'argument "{a.name}" was not supplied')
-    return values
+            pairs.append((a.name, _secret(a, secrets)))
+    return pairs
 
 
-def _resolve_all(spec: RunSpec, secrets: Secrets | None) -> list[Metric]:
-    values = _arg_values(spec.args, secrets)
-    return build_metrics([resolve_metric(m, values) for m in spec.metrics])
+def _secret(a: Arg, secrets: Secrets) -> str:
+    data = secrets.get(a.secret_name or "")
+    if data is None:
+        raise ArgError(f'secrets "{a.secret_name}" not found')
+    key = a.secret_key or ""
+    if key not in data:
+        raise ArgError(f"key '{key}' does not exist in secret '{a.secret_name}'")
+    return data[key]
 
 
-def is_terminating(spec: RunSpec, status: RunStatus, dry_run: frozenset[str]) -> bool:
+def resolve_metrics(spec: RunSpec) -> list[Metric]:
+    """Arg substitution (metric by metric, in order) then ValidateMetrics; raises ArgError/SpecInvalid."""
+    pairs = _arg_pairs(spec.args, None, for_measurement=False)
+    return build_metrics([resolve_metric(m, pairs) for m in spec.metrics])
+
+
+def dry_run_metrics(spec: RunSpec, names: list[str]) -> frozenset[str]:
+    """GetDryRunMetrics; raises SpecInvalid for a rule that matches no metric."""
+    for i, pattern in enumerate(spec.dry_run):
+        if not any(_regex_matches(pattern, n) for n in names):
+            raise SpecInvalid(f"dryRun[{i}]: Rule didn't match any metric name(s)")
+    return frozenset(n for n in names if any(_regex_matches(p, n) for p in spec.dry_run))
+
+
+def retention_limits(spec: RunSpec, names: list[str]) -> dict[str, int]:
+    """GetMeasurementRetentionMetrics: per metric, the limit of the *last* matching rule (each
+    rule overwrites the map entry); raises SpecInvalid for a rule that matches no metric."""
+    limits: dict[str, int] = {}
+    for i, (pattern, limit) in enumerate(spec.retention):
+        matched = [n for n in names if _regex_matches(pattern, n)]
+        if not matched:
+            raise SpecInvalid(f"measurementRetention[{i}]: Rule didn't match any metric name(s)")
+        limits.update(dict.fromkeys(matched, limit))
+    return limits
+
+
+def is_terminating(spec: RunSpec, status: RunStatus, dry_run: frozenset[str] = frozenset()) -> bool:
+    """IsTerminating: spec.terminate, or a non-dry-run metric result already Failed/Error/Inconclusive."""
     if spec.terminate:
         return True
-    return any(r.phase in (Phase.FAILED, Phase.ERROR, Phase.INCONCLUSIVE) and r.name not in dry_run
+    return any(r.phase in (Phase.FAILED, Phase.ERROR, Phase.INCONCLUSIVE) and not (r.dry_run or r.name in dry_run)
                for r in status.metric_results)
 
 
 def plan(spec: RunSpec, status: RunStatus, now: datetime, secrets: Secrets | None = None) -> Plan:
-    """Decide what this reconcile measures. A run-level problem comes back as ``error``."""
+    """Decide what this reconcile measures. A run-level problem comes back as ``error``.
+
+    Order of checks as in reconcileAnalysisRun: argument resolution, ValidateMetrics, dryRun
+    rules, measurementRetention rules, then (for the measurement) the secrets.
+    """
     try:
-        metrics = _resolve_all(spec, None)
+        metrics = resolve_metrics(spec)
     except ArgError as exc:
         return Plan(error=f"Unable to resolve metric arguments: {exc}")
     except SpecInvalid as exc:
         return Plan(error=f"Analysis spec invalid: {exc}")
     names = [m.name for m in metrics]
-    for i, pattern in enumerate(spec.dry_run):
-        if not any(_regex_matches(pattern, n) for n in names):
-            return Plan(error=f"Analysis spec invalid: dryRun[{i}]: Rule didn't match any metric name(s)")
-    for i, (pattern, _) in enumerate(spec.retention):
-        if not any(_regex_matches(pattern, n) for n in names):
-            return Plan(error=f"Analysis spec invalid: measurementRetention[{i}]: "
-                              "Rule didn't match any metric name(s)")
-    dry_run = frozenset(n for n in names if any(_regex_matches(p, n) for p in spec.dry_run))
-    terminating = is_terminating(spec, status, dry_run)
-    due_names = {m.name for m in metrics if _is_due(m, status, terminating, now, spec.time_scale)}
-    out = Plan(metrics=metrics, terminating=terminating, dry_run=dry_run, time_scale=spec.time_scale)
-    has_secrets = any(a.secret_name is not None for a in spec.args)
     try:
-        resolved = _resolve_all(spec, secrets) if has_secrets and secrets is not None else metrics
-        out.secret_values = tuple(
-            v for a in spec.args if a.secret_name is not None and secrets is not None
-            for v in [_arg_values((a,), secrets)[a.name]] if v)
-    except ArgError as exc:
-        return Plan(error=f"Unable to resolve metric arguments: {exc}")
+        dry_run = dry_run_metrics(spec, names)
+        retention = retention_limits(spec, names)
     except SpecInvalid as exc:
         return Plan(error=f"Analysis spec invalid: {exc}")
-    out.due = [m for m in resolved if m.name in due_names]
+    terminating = is_terminating(spec, status, dry_run)
+    due = [i for i, m in enumerate(metrics) if _is_due(m, status, terminating, now, spec.time_scale)]
+    out = Plan(metrics=metrics, terminating=terminating, dry_run=dry_run, time_scale=spec.time_scale,
+               retention=retention)
+    has_secrets = any(a.secret_name is not None for a in spec.args)
+    if not has_secrets:
+        out.due = [metrics[i] for i in due]
+        return out
+    try:
+        pairs = _arg_pairs(spec.args, secrets, for_measurement=True)
+        out.secret_values = tuple(v for a, (_, v) in zip(spec.args, pairs, strict=True)
+                                  if a.secret_name is not None and secrets is not None and v)
+        out.due = [_with_secrets(i, spec.metrics[i], pairs) for i in due]
+    except ArgError as exc:
+        return Plan(error=f"Unable to resolve metric arguments: {exc}")
+    except SpecInvalid as exc:  # only if a secret's text turns a number invalid
+        return Plan(error=f"Analysis spec invalid: {exc}")
     return out
+
+
+def _with_secrets(index: int, raw: Mapping[str, Any], pairs: list[tuple[str, str | None]]) -> Metric:
+    try:
+        return build_metrics([resolve_metric(raw, pairs)])[0]
+    except SpecInvalid as exc:
+        raise SpecInvalid(str(exc).replace("metrics[0]", f"metrics[{index}]", 1)) from None
 
 
 def _wait_after(metric: Metric, last: Measurement) -> float:
@@ -129,8 +200,14 @@ def _wait_after(metric: Metric, last: Measurement) -> float:
     return metric.interval if metric.interval is not None else ERROR_RETRY
 
 
-def _due_time(metric: Metric, status: RunStatus, now: datetime, scale: float = 1.0) -> datetime | None:
-    """When this metric next wants a measurement (None: not yet known, or never again)."""
+def due_time(metric: Metric, status: RunStatus, now: datetime, scale: float = 1.0) -> datetime | None:
+    """When this metric next wants a measurement (None: not yet known, or never again).
+
+    generateMetricTasks / calculateNextReconcileTime: a new metric is due now, or at
+    ``startedAt + initialDelay`` (unknown before the first reconcile has set ``startedAt``); then
+    ``finishedAt + wait`` until its count is reached, wait being 10 s after an Error measurement
+    (whatever the interval) and the interval otherwise.
+    """
     result = status.result(metric.name)
     if result is not None and result.phase.completed:
         return None
@@ -152,7 +229,7 @@ def _due_time(metric: Metric, status: RunStatus, now: datetime, scale: float = 1
 def _is_due(metric: Metric, status: RunStatus, terminating: bool, now: datetime, scale: float) -> bool:
     if terminating:
         return False
-    due = _due_time(metric, status, now, scale)
+    due = due_time(metric, status, now, scale)
     return due is not None and now >= due
 
 
@@ -161,7 +238,7 @@ def next_wake(plan_: Plan, status: RunStatus, now: datetime,
     """The earliest time a metric (other than those in ``skip``) becomes due; None when none will."""
     if status.completed or plan_.error:
         return None
-    times = [t for m in plan_.metrics if m.name not in skip and (t := _due_time(m, status, now, plan_.time_scale)) is not None]
+    times = [t for m in plan_.metrics if m.name not in skip and (t := due_time(m, status, now, plan_.time_scale)) is not None]
     return min(times) if times else None
 
 
@@ -217,12 +294,12 @@ def apply(spec: RunSpec, status: RunStatus, plan_: Plan, measured: Mapping[str, 
     if status.completed:
         return status
     if plan_.error is not None:
+        # reconcileAnalysisRun's early returns set only phase and message: no startedAt,
+        # no completedAt, metric results and summaries untouched.
         status.phase = Phase.ERROR
         status.message = plan_.error
-        status.completed_at = now
-        if status.started_at is None:
-            status.started_at = now
         return status
+    due = {m.name: m for m in plan_.due}
     for metric in plan_.metrics:
         m = measured.get(metric.name)
         if m is None:
@@ -230,8 +307,9 @@ def apply(spec: RunSpec, status: RunStatus, plan_: Plan, measured: Mapping[str, 
         r = status.result(metric.name)
         if r is None:
             r = MetricResult(name=metric.name, dry_run=metric.name in plan_.dry_run)
-            if metric.provider_kind == "prometheus":
-                r.metadata["ResolvedPrometheusQuery"] = str(metric.provider.get("query", ""))
+            query = due.get(metric.name, metric).provider.get("query")
+            if metric.provider_kind == "prometheus" and query:  # Prometheus GetMetadata
+                r.metadata["ResolvedPrometheusQuery"] = str(query)
             status.metric_results.append(r)
         m.message = _redact(m.message, plan_.secret_values)
         r.record(m)
@@ -243,7 +321,7 @@ def apply(spec: RunSpec, status: RunStatus, plan_: Plan, measured: Mapping[str, 
         status.message = message
         if phase.completed:
             status.completed_at = now
-    _retain(spec, status)
+    _retain(status, plan_)
     return status
 
 
@@ -301,14 +379,12 @@ def _tally(s: Summary, reason_phase: Phase | None) -> None:
         s.successful += 1
 
 
-def _retain(spec: RunSpec, status: RunStatus) -> None:
+def _retain(status: RunStatus, plan_: Plan) -> None:
+    """garbageCollectMeasurements: keep the newest N (the last matching rule's limit if > 0, else 10)."""
     for r in status.metric_results:
-        limit = DEFAULT_RETENTION
-        for pattern, n in spec.retention:
-            if _regex_matches(pattern, r.name):
-                if n > 0:
-                    limit = n
-                break
+        limit = plan_.retention.get(r.name, 0)
+        if limit <= 0:
+            limit = DEFAULT_RETENTION
         if len(r.measurements) > limit:
             drop = len(r.measurements) - limit
             r.trimmed += drop

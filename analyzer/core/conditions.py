@@ -40,8 +40,9 @@ def assess(success: str, failure: str, result: Any) -> tuple[Phase, str]:
 
 
 def _message(which: str, expr: str, result: Any, exc: ExpressionError) -> str:
-    # Argo reports "no data" for any evaluation error on a nil or empty result (§14.6).
-    empty = result is None or (isinstance(result, list | dict | tuple) and len(result) == 0)
+    # Argo (formatEvalError/isNilOrEmpty) reports "no data" for any evaluation error when the result
+    # is nil or an empty slice/array (§14.6); an empty map or string is not "empty" there.
+    empty = result is None or (isinstance(result, list | tuple) and len(result) == 0)
     detail = NO_DATA if empty else exc.message
     return f'could not evaluate {which} "{expr}": {detail}'
 

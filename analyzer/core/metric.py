@@ -13,11 +13,12 @@ from analyzer.core.durations import parse_go_duration_seconds
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 PROVIDER_KINDS = ("prometheus", "job", "kayenta", "web", "datadog", "wavefront", "newRelic", "cloudWatch",
                   "graphite", "influxdb", "skywalking", "plugin")
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def int_or_string(value: Any, default: int | None) -> int | None:
-    """Kubernetes intOrString as Argo reads it: an unparsable string counts as 0."""
+    """Kubernetes ``IntOrString.IntValue()``: a string goes through ``strconv.Atoi`` (no spaces, ASCII
+    digits, optional sign) and counts as 0 when that fails."""
     if value is None:
         return default
     if isinstance(value, bool):
@@ -27,7 +28,7 @@ def int_or_string(value: Any, default: int | None) -> int | None:
     if isinstance(value, float):
         return int(value)
     if isinstance(value, str):
-        return int(value) if _INT.fullmatch(value.strip()) else 0
+        return int(value) if _INT.fullmatch(value) else 0
     return 0
 
 
@@ -84,6 +85,23 @@ def build_metrics(raws: list[Mapping[str, Any]]) -> list[Metric]:
     return out
 
 
+def provider_kinds(provider: Any) -> list[str]:
+    """The providers a MetricProvider holds, counted like ValidateMetric: each non-null known
+    provider once, ``plugin`` once per entry; fields Go does not know are dropped by its decoder."""
+    if not isinstance(provider, Mapping):
+        return []
+    kinds: list[str] = []
+    for kind in PROVIDER_KINDS:
+        block = provider.get(kind)
+        if block is None:
+            continue
+        if kind == "plugin":
+            kinds.extend(["plugin"] * (len(block) if isinstance(block, Mapping) else 1))
+        else:
+            kinds.append(kind)
+    return kinds
+
+
 def _build_one(i: int, raw: Mapping[str, Any]) -> Metric:
     count = int_or_string(raw.get("count"), None)
     failure_limit = int_or_string(raw.get("failureLimit"), 0) or 0
@@ -115,7 +133,7 @@ def _build_one(i: int, raw: Mapping[str, Any]) -> Metric:
     interval = _duration(raw, "interval", "interval", i)
     initial_delay = _duration(raw, "initialDelay", "startDelay", i)
     provider = raw.get("provider")
-    kinds = [k for k, v in provider.items() if v is not None] if isinstance(provider, Mapping) else []
+    kinds = provider_kinds(provider)
     if not kinds:
         raise SpecInvalid(prefix + "no provider specified")
     if len(kinds) > 1:
