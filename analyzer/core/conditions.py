@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from analyzer.core.expr.errors import ExpressionError
@@ -49,26 +50,16 @@ def _message(which: str, expr: str, result: Any, exc: ExpressionError) -> str:
 
 def go_float(x: float) -> str:
     """Go's strconv.FormatFloat(x, 'f', -1, 64): shortest round-trip digits, no exponent."""
+    x = float(x)
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
         return "+Inf" if x > 0 else "-Inf"
-    text = repr(float(x))
-    if "e" not in text and "E" not in text:
-        return text[:-2] if text.endswith(".0") else text
-    mantissa, exp_text = text.lower().split("e")
-    exp = int(exp_text)
-    sign = "-" if mantissa.startswith("-") else ""
-    digits = mantissa.lstrip("-").replace(".", "")
-    point = len(mantissa.lstrip("-").split(".")[0]) + exp
-    if point <= 0:
-        body = "0." + "0" * (-point) + digits
-    elif point >= len(digits):
-        body = digits + "0" * (point - len(digits))
-    else:
-        body = digits[:point] + "." + digits[point:]
-    body = body.rstrip("0").rstrip(".") if "." in body else body
-    return sign + body
+    # repr() is already the shortest round-trip form; Decimal only undoes the exponent notation.
+    text = format(Decimal(repr(x)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def value_text(value: Any) -> str:

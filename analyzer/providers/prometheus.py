@@ -25,12 +25,12 @@ import re
 import ssl
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from analyzer.core.conditions import go_float
 from analyzer.core.durations import parse_go_duration_seconds
 from analyzer.core.outcome import ProviderOutcome
 
@@ -46,18 +46,8 @@ class PrometheusError(Exception):
     """A measurement Error; its text is the measurement message."""
 
 
-def format_go_float(x: float) -> str:
-    """Go's ``strconv.FormatFloat(x, 'f', -1, 64)``: shortest round-trip digits, no exponent."""
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    # repr() is already the shortest round-trip form; Decimal only undoes the exponent notation.
-    text = format(Decimal(repr(x)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+# One implementation of Go's float formatting, shared with the core's measurement values.
+format_go_float = go_float
 
 
 def convert_result(data: Any) -> tuple[Any, str]:
