@@ -1,6 +1,21 @@
 """rollout-analyzer."""
 
-from analyzer.core.expressions import ExpressionError, evaluate_condition
+from datetime import UTC, datetime
+from typing import Any
+
+from analyzer.core.expressions import ExpressionError
+from analyzer.core.expressions import evaluate_condition as _evaluate_condition
 from analyzer.simulation import simulate
+
+
+def evaluate_condition(expression: str, result: Any) -> bool:
+    """Evaluate an Argo success/failure condition against a provider result (stable API).
+
+    ``result`` is a list of floats for a Prometheus vector, a float for a scalar, decoded JSON
+    for the web provider, a str for a non-JSON body, None for nil. Raises ExpressionError on any
+    compile or evaluation error, a non-bool outcome included. ``now()`` is the wall clock, as
+    in Argo.
+    """
+    return _evaluate_condition(expression, result, now=datetime.now(UTC))
 
 __all__ = ["ExpressionError", "evaluate_condition", "simulate"]

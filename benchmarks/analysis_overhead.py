@@ -13,10 +13,10 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from analyzer import evaluate_condition  # the public API, as other tools call it
 from analyzer.argo.templates import merge_args, parse_template
 from analyzer.core import analysis
 from analyzer.core.conditions import to_measurement
-from analyzer.core.expressions import evaluate_condition
 from analyzer.core.model import RunStatus
 from analyzer.core.outcome import ProviderOutcome
 

@@ -16,17 +16,17 @@ from analyzer.core.outcome import ProviderOutcome
 NO_DATA = "metric result is nil or empty: no data returned from the metric provider"
 
 
-def assess(success: str, failure: str, result: Any) -> tuple[Phase, str]:
+def assess(success: str, failure: str, result: Any, now: datetime | None = None) -> tuple[Phase, str]:
     """Phase and error message for one provider value. An evaluation error is phase Error."""
     success_true = failure_true = False
     if success:
         try:
-            success_true = evaluate_condition(success, result)
+            success_true = evaluate_condition(success, result, now=now)
         except ExpressionError as exc:
             return Phase.ERROR, _message("successCondition", success, result, exc)
     if failure:
         try:
-            failure_true = evaluate_condition(failure, result)
+            failure_true = evaluate_condition(failure, result, now=now)
         except ExpressionError as exc:
             return Phase.ERROR, _message("failureCondition", failure, result, exc)
     if not success and not failure:
@@ -93,7 +93,7 @@ def to_measurement(success: str, failure: str, outcome: ProviderOutcome, started
     if outcome.error is not None:
         return Measurement(Phase.ERROR, message=outcome.error, started_at=started_at, finished_at=finished_at,
                            metadata=dict(outcome.metadata))
-    phase, message = assess(success, failure, outcome.value)
+    phase, message = assess(success, failure, outcome.value, started_at)
     text = "" if phase == Phase.ERROR else (outcome.value_text or value_text(outcome.value))
     return Measurement(phase, value=text, message=message, started_at=started_at, finished_at=finished_at,
                        metadata=dict(outcome.metadata))

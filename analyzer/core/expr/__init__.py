@@ -1,6 +1,7 @@
-"""expr-lang (v1.17) subset used by Argo conditions: lexer, parser, type check, compiler.
+"""expr-lang v1.17.8 as Argo Rollouts runs it: lexer, parser, checker + optimizer, compiler.
 
-Design: source -> tokens -> AST -> static check (per result shape, like expr's compile-time
-checker that Argo runs with the concrete result in the environment) -> Python closures.
-The closures are cached, so the hot path is a couple of function calls per evaluation.
+Design: source -> tokens -> AST -> one pass that applies expr's type checker (with the nature
+of the concrete ``result``, as Argo compiles it), its constant folding and the optimizer
+rewrites that change outcomes, and emits Python closures. The closures are cached per
+(expression, result nature), so the hot path is a few function calls per evaluation.
 """

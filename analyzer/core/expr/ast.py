@@ -1,4 +1,4 @@
-"""AST of the expr-lang subset. Every node knows its source offset for error columns."""
+"""AST of expr-lang (the node kinds of expr's ast package). Every node knows its rune offset."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Const(Node):
+    """A literal: int, float, str, bool, bytes or None (nil)."""
+
     value: Any
 
 
@@ -23,20 +25,20 @@ class Name(Node):
 
 @dataclass(frozen=True, slots=True)
 class Pointer(Node):
-    """``#`` (the current element in a predicate) or ``#index``."""
+    """``#`` (name ``""``) or ``#index`` / ``#acc`` inside a predicate; ``.x`` is ``#.x``."""
 
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class Unary(Node):
-    op: str
+    op: str  # "!" (also for "not"), "-", "+"
     operand: Node
 
 
 @dataclass(frozen=True, slots=True)
 class Binary(Node):
-    op: str
+    op: str  # normalised: "&&" "||" "**" for and/or/^
     left: Node
     right: Node
 
@@ -46,6 +48,14 @@ class Conditional(Node):
     cond: Node
     then: Node
     other: Node
+    elvis: bool = False  # "a ?: b": then is the very same node as cond
+
+
+@dataclass(frozen=True, slots=True)
+class Chain(Node):
+    """Marks the extent of an optional chain: a nil met by ``?.`` inside makes the chain nil."""
+
+    node: Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class Member(Node):
     obj: Node
     prop: Node
     optional: bool
+    method: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +75,20 @@ class Slice(Node):
 
 @dataclass(frozen=True, slots=True)
 class Call(Node):
+    """A call of something that is not a builtin: an environment function or a method."""
+
+    callee: Node
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin(Node):
     name: str
     args: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Closure(Node):
+class Predicate(Node):
     body: Node
 
 
@@ -81,3 +100,15 @@ class Array(Node):
 @dataclass(frozen=True, slots=True)
 class MapLit(Node):
     pairs: tuple[tuple[Node, Node], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Node):
+    name: str
+    value: Node
+    body: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence(Node):
+    nodes: tuple[Node, ...]

@@ -22,6 +22,10 @@ class ExpressionError(Exception):
             return f"{self.message}{where} in expression {self.expression!r}"
         return f"{self.message}{where}"
 
+    def copy(self) -> ExpressionError:
+        """A fresh instance (cached errors are re-raised as copies, tracebacks stay short)."""
+        return ExpressionError(self.message, self.expression, self.column)
+
     def located(self, expression: str) -> ExpressionError:
         if self.expression:
             return self
