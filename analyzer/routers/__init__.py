@@ -1,0 +1,1 @@
+"""Traffic routers: one module each (istio, kserve, haproxy), independent of each other."""
