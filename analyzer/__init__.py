@@ -5,6 +5,7 @@ from typing import Any
 
 from analyzer.core.expressions import ExpressionError
 from analyzer.core.expressions import evaluate_condition as _evaluate_condition
+from analyzer.judge import judge_series
 from analyzer.simulation import simulate
 
 
@@ -18,4 +19,4 @@ def evaluate_condition(expression: str, result: Any) -> bool:
     """
     return _evaluate_condition(expression, result, now=datetime.now(UTC))
 
-__all__ = ["ExpressionError", "evaluate_condition", "simulate"]
+__all__ = ["ExpressionError", "evaluate_condition", "judge_series", "simulate"]

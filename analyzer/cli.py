@@ -308,5 +308,13 @@ async def _analyze(spec: Any, prometheus_url: str | None, as_json: bool, run_ana
                                   on_update=lambda s: live.update(status_table(s)))
 
 
+def _register_subcommands() -> None:
+    from analyzer.judge.cli import judge
+
+    main.add_command(judge)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,46 @@
+"""Small helpers shared by the e-processes: log-mixtures, crossings, the arm share."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import logsumexp
+
+from analyzer.core.stats.steps import Array
+
+
+def log_mixture(log_components: Array, log_weights: Array | None = None) -> Array:
+    """log of a weighted average of e-processes over axis 0 (uniform weights by default).
+
+    An average of e-processes is an e-process (Ville's inequality holds for it), whatever the
+    dependence between them: this is how several bets, and several metrics, share one alpha.
+    """
+    if log_weights is None:
+        log_weights = np.full(log_components.shape[0], -np.log(log_components.shape[0]))
+    shape = (-1,) + (1,) * (log_components.ndim - 1)
+    return np.asarray(logsumexp(log_components + log_weights.reshape(shape), axis=0), dtype=np.float64)
+
+
+def first_crossing(log_e: Array, log_threshold: float) -> Array:
+    """Index of the first step where ``log_e >= log_threshold`` along the last axis; -1 if none."""
+    hit = log_e >= log_threshold
+    first = np.argmax(hit, axis=-1)
+    return np.where(hit.any(axis=-1), first, -1)
+
+
+def arm_share(canary: Array, baseline: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Per-step canary share of the traffic and whether both arms had traffic in that step.
+
+    The share is taken from the requests each arm actually received in that step, so a traffic
+    shift (5% -> 25% -> 50%) changes the null hypothesis step by step instead of biasing it.
+    Steps where an arm saw nothing carry no information on the comparison (share 0 or 1).
+    """
+    total = canary + baseline
+    valid = (canary > 0) & (baseline > 0)
+    share = np.where(valid, canary / np.where(total > 0, total, 1.0), 0.5)
+    return share, valid
+
+
+def log_sigmoid(x: Array) -> Array:
+    """log(1 / (1 + exp(-x))) without overflow."""
+    return np.asarray(-np.logaddexp(0.0, -x), dtype=np.float64)

@@ -1,0 +1,109 @@
+"""The e-processes: exact expectation under the null (enumeration), and false rollbacks under
+alpha on simulated A/A rollouts, including traffic shifts, drift and varying baseline rates."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom, multinomial
+
+from analyzer.core.stats.errors import error_log_e
+from analyzer.core.stats.evalue import first_crossing
+from analyzer.core.stats.latency import latency_log_e
+from analyzer.core.stats.sequential import combine
+from analyzer.judge.simulate import Scenario, simulate
+
+ALPHA = 0.05
+
+
+def _expected_error_factor(nc: int, nb: int, pc: float, pb: float, tolerance: float) -> float:
+    """E[e-value after one step] by summing over every (canary errors, baseline errors)."""
+    t = np.array([10.0])
+    total = 0.0
+    for x in range(nc + 1):
+        for y in range(nb + 1):
+            log_e = error_log_e(np.array([x], float), np.array([y], float), np.array([nc], float),
+                                np.array([nb], float), t, tolerance=tolerance, temper=False)
+            total += binom.pmf(x, nc, pc) * binom.pmf(y, nb, pb) * math.exp(float(log_e[-1]))
+    return total
+
+
+@pytest.mark.parametrize(("nc", "nb", "pb", "ratio", "tolerance"), [
+    (20, 20, 0.05, 1.0, 1.0),  # equal arms
+    (5, 45, 0.1, 1.0, 1.0),  # a 10% canary
+    (30, 10, 0.3, 1.0, 1.0),  # high error rate: the "rare events" approximation is not needed
+    (20, 20, 0.05, 1.2, 1.2),  # at the tolerance margin
+    (20, 20, 0.05, 0.5, 1.0),  # a better canary
+])
+def test_error_evalue_has_expectation_at_most_one_under_the_null(nc: int, nb: int, pb: float, ratio: float,
+                                                                 tolerance: float) -> None:
+    assert _expected_error_factor(nc, nb, pb * ratio, pb, tolerance) <= 1.0 + 1e-12
+
+
+def test_error_evalue_grows_under_a_regression() -> None:
+    assert _expected_error_factor(20, 20, 0.15, 0.05, 1.0) > 1.5
+
+
+def _expected_latency_factor(nc: int, nb: int, fc: np.ndarray, fb: np.ndarray) -> float:
+    """E[E_2] / E_1: the expected growth of the e-value over a step, given a fixed first step
+    (which also sets the bucket scores). <= 1 is the supermartingale property."""
+    bounds = np.array([0.1, 0.2, 0.4, math.inf])
+    first = np.array([[5.0, 5.0, 5.0, 5.0]])
+    t = np.array([10.0, 20.0])
+    start = math.exp(float(latency_log_e(first, first, t[:1], bounds)[-1]))
+    total = 0.0
+    for xc in itertools.product(range(nc + 1), repeat=len(fc)):
+        if sum(xc) != nc:
+            continue
+        for xb in itertools.product(range(nb + 1), repeat=len(fb)):
+            if sum(xb) != nb:
+                continue
+            hc = np.vstack([first, [xc]]).astype(float)
+            hb = np.vstack([first, [xb]]).astype(float)
+            log_e = latency_log_e(hc, hb, t, bounds)
+            total += multinomial.pmf(xc, nc, fc) * multinomial.pmf(xb, nb, fb) * math.exp(float(log_e[-1]))
+    return total / start
+
+
+def test_latency_evalue_is_valid_for_same_and_faster_canaries() -> None:
+    base = np.array([0.4, 0.3, 0.2, 0.1])
+    assert _expected_latency_factor(3, 3, base, base) <= 1.0 + 1e-12
+    faster = np.array([0.6, 0.25, 0.1, 0.05])  # stochastically smaller: not a regression
+    assert _expected_latency_factor(3, 3, faster, base) <= 1.0 + 1e-12
+    slower = np.array([0.1, 0.2, 0.3, 0.4])
+    assert _expected_latency_factor(3, 3, slower, base) > 1.0
+
+
+def _false_rollbacks(scenario: Scenario, runs: int, seed: int) -> int:
+    d = simulate(scenario, runs, seed)
+    le = error_log_e(d.xc, d.xb, d.nc, d.nb, d.t)
+    ll = latency_log_e(d.hc, d.hb, d.t, d.bounds, warmup=120.0)
+    combined = combine([le, ll], [0.5, 0.5], [0, 12])  # one alpha shared; latency bets from 120 s
+    return int((first_crossing(combined, math.log(1 / ALPHA)) >= 0).sum())
+
+
+# Under alpha = 5%, 300 runs give at most 24 false rollbacks with probability 99% (binomial).
+LIMIT = int(binom.ppf(0.99, 300, ALPHA))
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(canary_rps=1.0),
+    Scenario(canary_rps=10.0),
+    Scenario(canary_rps=100.0, duration=600.0),
+    Scenario(canary_rps=10.0, error_rate_range=(0.001, 0.01)),
+    Scenario(canary_rps=10.0, drift=0.05),
+    Scenario(canary_rps=2.0, baseline_rps=38.0, share_steps=((0.0, 0.05), (600.0, 0.25), (1200.0, 0.5))),
+    Scenario(canary_rps=10.0, warmup=(1.5, 120.0)),
+], ids=["1rps", "10rps", "100rps", "p0-varies", "drift", "share-5-25-50", "warm-up"])
+def test_false_rollbacks_stay_under_alpha_on_aa_rollouts(scenario: Scenario) -> None:
+    assert _false_rollbacks(scenario, 300, seed=17) <= LIMIT
+
+
+def test_warmup_allowance_is_what_keeps_a_warming_canary(  # the knob matters: without it, it fails
+) -> None:
+    d = simulate(Scenario(canary_rps=10.0, warmup=(1.5, 120.0)), 50, 5)
+    no_allowance = latency_log_e(d.hc, d.hb, d.t, d.bounds, warmup=0.0)
+    assert (first_crossing(no_allowance, math.log(40)) >= 0).mean() > 0.5
