@@ -107,3 +107,36 @@ def test_warmup_allowance_is_what_keeps_a_warming_canary(  # the knob matters: w
     d = simulate(Scenario(canary_rps=10.0, warmup=(1.5, 120.0)), 50, 5)
     no_allowance = latency_log_e(d.hc, d.hb, d.t, d.bounds, warmup=0.0)
     assert (first_crossing(no_allowance, math.log(40)) >= 0).mean() > 0.5
+
+
+def test_combine_resplits_by_evidence_and_stays_a_martingale() -> None:
+    """Two metrics with martingale factors 0.5 / 1.5 (mean 1); the second starts at step 2. At the
+    start the wealth is re-split by weight x each metric's own e-value so far (a predictable
+    choice), so the expected final e-value is exactly 1: enumerate every outcome."""
+    steps, start = 4, 2
+    total = 0.0
+    for a in itertools.product((0.5, 1.5), repeat=steps):
+        for b in itertools.product((0.5, 1.5), repeat=steps - start):
+            la = np.log(np.cumprod(a))
+            lb = np.r_[np.zeros(start), np.log(np.cumprod(b))]
+            combined = combine([la, lb], [0.5, 0.5], [0, start])
+            total += math.exp(float(combined[-1])) / 2 ** (2 * steps - start)
+            # before the start the first metric holds the whole budget; after it, weights w x E_own
+            assert np.allclose(combined[:start], la[:start])
+            e_a = math.exp(float(la[start - 1]))
+            expected = e_a * (e_a / (e_a + 1) * math.exp(float(la[-1] - la[start - 1]))
+                              + 1 / (e_a + 1) * math.exp(float(lb[-1])))
+            assert math.isclose(math.exp(float(combined[-1])), expected, rel_tol=1e-12)
+    assert math.isclose(total, 1.0, rel_tol=1e-12)
+
+
+def test_dispersion_estimate_tracks_clumping_and_leaves_clean_runs_alone() -> None:
+    from analyzer.core.stats.errors import dispersion_eta
+
+    bursty = simulate(Scenario(canary_rps=10.0, overdispersion=0.5), 200, 11)
+    clean = simulate(Scenario(canary_rps=10.0), 200, 12)
+    phi_bursty = 1 / dispersion_eta(bursty.xc, bursty.xb, bursty.nc, bursty.nb, bursty.t)
+    phi_clean = 1 / dispersion_eta(clean.xc, clean.xb, clean.nc, clean.nb, clean.t)
+    at_20_min = int(np.searchsorted(bursty.t, 1200.0))
+    assert np.median(phi_bursty[:, at_20_min]) > 1.2  # the true minute-scale factor is ~1.75
+    assert np.mean(phi_clean[:, at_20_min] > 1.0) < 0.25

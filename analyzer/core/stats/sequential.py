@@ -8,10 +8,11 @@ sequential budget.
 
 A metric that cannot bet yet (in its warm-up, or without data) holds no share: until it starts,
 the budget is split among the metrics that can. When it starts, the wealth accumulated so far is
-re-split by the weights of the metrics now active, each continuing from there:
-``E_t = E_s * sum_m w'_m E_m,t / E_m,s`` after a start at s. Each piece is a supermartingale
-from its start, so the whole is one too -- the same guarantee, and errors can be judged on the
-full alpha while latency is still warming up.
+re-split among the metrics now active in proportion to ``w_m * (own e-value since its start)``
+(1 for the newcomer), each continuing from there: ``E_t = E_s * sum_m pi_m E_m,t / E_m,s`` after
+a start at s. The split depends on data before s only and each piece is a supermartingale from
+its start, so the whole is one too -- the same guarantee; errors are judged on the full alpha
+while latency is still warming up, and afterwards the budget stays with the evidence.
 """
 
 from __future__ import annotations
@@ -77,20 +78,36 @@ def start_index(steps: Steps, metric: MetricSpec) -> int:
 
 
 def combine(paths: list[Array], weights: list[float], starts: list[int]) -> Array:
-    """Weighted average of log e-process paths ``[..., T]``, re-split whenever a metric starts."""
+    """Weighted average of log e-process paths ``[..., T]``, re-split whenever a metric starts.
+
+    At each start the rollout's wealth is re-split among the metrics now active in proportion to
+    ``weight x (the metric's own e-value since its start)``, new metrics counting 1: the budget
+    stays with the evidence already gathered. Between starts each piece is held (an average of
+    supermartingales); the split depends only on the past, so the whole is a test supermartingale.
+    """
     n = paths[0].shape[-1]
     out = np.zeros_like(paths[0])
     level = np.zeros(paths[0].shape[:-1])  # log wealth carried into the current segment
     cuts = sorted({0, *[s for s in starts if s < n]}) + [n]
+
+    def at(i: int, index: int) -> Array:
+        return paths[i][..., index] if index >= 0 else np.zeros(paths[i].shape[:-1])
+
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         active = [i for i, s in enumerate(starts) if s <= a] or list(range(len(paths)))
-        total = sum(weights[i] for i in active)
-        base = [paths[i][..., a - 1] if a > 0 else np.zeros(paths[i].shape[:-1]) for i in active]
+        base = [at(i, a - 1) for i in active]
+        own = np.stack([base[k] - at(i, min(starts[i], a) - 1) for k, i in enumerate(active)])
+        log_w = np.log(np.asarray([weights[i] for i in active])).reshape((-1,) + (1,) * own[0].ndim) + own
+        log_w = log_w - log_mixture(log_w, np.zeros(len(active)))[None]
         stacked = np.stack([paths[i][..., a:b] - base[k][..., None] for k, i in enumerate(active)])
-        log_w = np.log(np.asarray([weights[i] / total for i in active]))
-        out[..., a:b] = level[..., None] + log_mixture(stacked, log_w)
+        out[..., a:b] = level[..., None] + _log_mixture_varying(stacked, log_w)
         level = out[..., b - 1]
     return out
+
+
+def _log_mixture_varying(log_components: Array, log_weights: Array) -> Array:
+    """log of sum_m exp(log_weights[m]) * exp(log_components[m]); weights ``[M, ...]`` per run."""
+    return np.asarray(np.logaddexp.reduce(log_components + log_weights[..., None], axis=0), dtype=np.float64)
 
 
 def sequential_paths(steps: Steps, spec: JudgeSpec) -> SequentialPaths | None:
