@@ -23,7 +23,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-SEEDS = SHARED / "seed-manifests"
+SEEDS = Path(__file__).parent / "data" / "seed-manifests"  # a copy of ../shared/seed-manifests
 IST = ("networking.istio.io", "v1", "default", "virtualservices")
 JSON_PATCH = "application/json-patch+json"
 
@@ -431,7 +431,6 @@ def _seed_docs(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((SEEDS / name).read_text()) if d]
 
 
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seed-manifests not present")
 def test_seed_manifests_are_accepted(fake_kube: FakeKube, custom: client.CustomObjectsApi) -> None:  # noqa: F811
     for fname in ("06-istio-traffic-split.yaml", "04-kserve-canary.yaml", "05-argo-rollout-canary.yaml"):
         for doc in _seed_docs(fname):
@@ -521,6 +520,20 @@ def test_watch_bookmarks_update_the_client_resource_version(fake_kube: FakeKube,
     assert int(w.resource_version) == int(fake_kube.resource_version) > int(rv)
 
 
+def _settled_watch_requests(kube: FakeKube) -> int:
+    """Watch requests logged so far, once the server threads have finished logging them."""
+    def count() -> int:
+        return len([r for r in kube.requests if "watch=true" in r["query"].lower()])
+    last, deadline = count(), time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def test_watch_410_expired(fake_kube: FakeKube, custom: client.CustomObjectsApi) -> None:  # noqa: F811
     old_rv = custom.list_namespaced_custom_object(*IST)["metadata"]["resourceVersion"]
     custom.create_namespaced_custom_object(*IST, vs())
@@ -528,11 +541,11 @@ def test_watch_410_expired(fake_kube: FakeKube, custom: client.CustomObjectsApi)
     with pytest.raises(ApiException) as exc:  # [26] with timeout_seconds: the first 410 raises
         list(watch.Watch().stream(custom.list_namespaced_custom_object, *IST, resource_version=old_rv, timeout_seconds=5))
     assert exc.value.status == 410 and exc.value.reason.startswith("Expired: too old resource version: " + old_rv)
-    before = len([r for r in fake_kube.requests if "watch=true" in r["query"].lower()])
+    before = _settled_watch_requests(fake_kube)
     with pytest.raises(ApiException) as exc:  # without: one reconnect with the same RV, then raise
         list(watch.Watch().stream(custom.list_namespaced_custom_object, *IST, resource_version=old_rv, _request_timeout=10))
     assert exc.value.status == 410
-    assert len([r for r in fake_kube.requests if "watch=true" in r["query"].lower()]) - before == 2
+    assert _settled_watch_requests(fake_kube) - before == 2
     code, raw = fake_kube.request("GET", "/apis/networking.istio.io/v1/namespaces/default/virtualservices",
                                   query={"watch": "true", "resourceVersion": old_rv})
     lines = list(fake_kube.api.handle(  # the raw stream: HTTP 200, one ERROR event, then the end
