@@ -310,8 +310,10 @@ async def _analyze(spec: Any, prometheus_url: str | None, as_json: bool, run_ana
 
 def _register_subcommands() -> None:
     from analyzer.judge.cli import judge
+    from analyzer.rollout.plan_cli import plan
 
     main.add_command(judge)
+    main.add_command(plan)
 
 
 _register_subcommands()

@@ -1,0 +1,1 @@
+"""Our rollout resource (ModelRollout) and Argo Rollouts: parsing, status JSON, `analyzer plan`."""
