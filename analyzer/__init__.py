@@ -5,7 +5,6 @@ from typing import Any
 
 from analyzer.core.expressions import ExpressionError
 from analyzer.core.expressions import evaluate_condition as _evaluate_condition
-from analyzer.judge import judge_series
 from analyzer.simulation import simulate
 
 
@@ -20,3 +19,12 @@ def evaluate_condition(expression: str, result: Any) -> bool:
     return _evaluate_condition(expression, result, now=datetime.now(UTC))
 
 __all__ = ["ExpressionError", "evaluate_condition", "judge_series", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    # The judge pulls in numpy and scipy: load it only when asked for.
+    if name == "judge_series":
+        from analyzer.judge import judge_series
+
+        return judge_series
+    raise AttributeError(f"module 'analyzer' has no attribute {name!r}")

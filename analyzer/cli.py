@@ -50,7 +50,24 @@ def _parse_kv(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Subcommands whose modules are heavy (numpy, scipy) are imported only when used."""
+
+    lazy = {"judge": ("analyzer.judge.cli", "judge"), "plan": ("analyzer.rollout.plan_cli", "plan")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rollout-analyzer")
 def main() -> None:
     """rollout-analyzer: Argo-compatible analysis and statistical canary judgement."""
@@ -307,16 +324,6 @@ async def _analyze(spec: Any, prometheus_url: str | None, as_json: bool, run_ana
         return await run_analysis(spec, providers, clock, terminate=terminate,  # type: ignore[no-any-return]
                                   on_update=lambda s: live.update(status_table(s)))
 
-
-def _register_subcommands() -> None:
-    from analyzer.judge.cli import judge
-    from analyzer.rollout.plan_cli import plan
-
-    main.add_command(judge)
-    main.add_command(plan)
-
-
-_register_subcommands()
 
 if __name__ == "__main__":
     main()
