@@ -13,8 +13,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.argo.errors import TemplateError
-from analyzer.argo.templates import Template, _Collector, merge_args, parse_spec_dict
+from analyzer.argo.errors import Problems, TemplateError
+from analyzer.argo.templates import Template, merge_args, parse_spec_dict
 from analyzer.core import analysis
 from analyzer.core.conditions import to_measurement
 from analyzer.core.metric import Metric
@@ -29,7 +29,7 @@ def _spec_of(template: Mapping[str, Any]) -> Template:
     body = template.get("spec", template) if isinstance(template, Mapping) else None
     if not isinstance(body, Mapping):
         raise TemplateError("<template>", [])
-    c = _Collector()
+    c = Problems()
     spec = parse_spec_dict(body, c, "spec")
     if c.errors:
         raise TemplateError("<template>", c.errors)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.argo.errors import FieldError, TemplateError
+from analyzer.argo.errors import FieldError, Problems, TemplateError
 from analyzer.core.analysis import RunSpec
 from analyzer.core.args import Arg, placeholders
 from analyzer.core.durations import parse_go_duration_seconds
@@ -49,37 +49,11 @@ class Template:
         return {a.name: a for a in self.spec.args}
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-        self.warnings: list[FieldError] = []
-
-    def err(self, path: str, reason: str) -> None:
-        self.errors.append(FieldError(path, reason))
-
-    def warn(self, path: str, reason: str) -> None:
-        self.warnings.append(FieldError(path, reason, warning=True))
-
-    def unknown(self, obj: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in obj:
-            if key not in allowed:
-                hint = _closest(str(key), allowed)
-                self.err(f"{path}.{key}" if path else str(key),
-                         "unknown field" + (f" (did you mean '{hint}'?)" if hint else ""))
-
-
-def _closest(word: str, options: set[str]) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.75)
-    return match[0] if match else None
-
-
 def _dummy(text: str) -> str:
     return _PLACEHOLDER.sub(_DUMMY, text)
 
 
-def parse_spec_dict(spec: Mapping[str, Any], c: _Collector, base: str) -> RunSpec:
+def parse_spec_dict(spec: Mapping[str, Any], c: Problems, base: str) -> RunSpec:
     metrics_raw = spec.get("metrics")
     metrics: list[Mapping[str, Any]] = []
     if metrics_raw is None:
@@ -104,7 +78,7 @@ def parse_spec_dict(spec: Mapping[str, Any], c: _Collector, base: str) -> RunSpe
                    retention=tuple(retention), terminate=terminate)
 
 
-def _parse_args(raw: Any, c: _Collector, path: str) -> list[Arg]:
+def _parse_args(raw: Any, c: Problems, path: str) -> list[Arg]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -151,7 +125,7 @@ def _parse_args(raw: Any, c: _Collector, path: str) -> list[Arg]:
     return out
 
 
-def _parse_rules(raw: Any, c: _Collector, path: str, with_limit: bool) -> list[tuple[str, int]]:
+def _parse_rules(raw: Any, c: Problems, path: str, with_limit: bool) -> list[tuple[str, int]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -172,7 +146,7 @@ def _parse_rules(raw: Any, c: _Collector, path: str, with_limit: bool) -> list[t
     return out
 
 
-def _lint_metric(m: Mapping[str, Any], c: _Collector, path: str, declared: set[str]) -> None:
+def _lint_metric(m: Mapping[str, Any], c: Problems, path: str, declared: set[str]) -> None:
     c.unknown(m, _METRIC, path)
     name = m.get("name")
     if not isinstance(name, str) or not name:
@@ -217,7 +191,7 @@ def _lint_metric(m: Mapping[str, Any], c: _Collector, path: str, declared: set[s
     _lint_placeholders(m, c, path, declared)
 
 
-def _lint_provider(p: Any, c: _Collector, path: str) -> None:
+def _lint_provider(p: Any, c: Problems, path: str) -> None:
     if p is None:
         c.err(path, "required field is missing (one of: " + ", ".join(PROVIDER_KINDS) + ")")
         return
@@ -243,7 +217,7 @@ def _lint_provider(p: Any, c: _Collector, path: str) -> None:
             _lint_web(block, c, f"{path}.web")
 
 
-def _lint_prometheus(b: Any, c: _Collector, path: str) -> None:
+def _lint_prometheus(b: Any, c: Problems, path: str) -> None:
     if not isinstance(b, Mapping):
         c.err(path, "must be a mapping")
         return
@@ -269,7 +243,7 @@ def _lint_prometheus(b: Any, c: _Collector, path: str) -> None:
                     c.err(f"{path}.rangeQuery.step", f"invalid duration: {exc}")
 
 
-def _lint_web(b: Any, c: _Collector, path: str) -> None:
+def _lint_web(b: Any, c: Problems, path: str) -> None:
     if not isinstance(b, Mapping):
         c.err(path, "must be a mapping")
         return
@@ -293,7 +267,7 @@ def _strings(obj: Any) -> list[str]:
     return []
 
 
-def _lint_placeholders(m: Mapping[str, Any], c: _Collector, path: str, declared: set[str]) -> None:
+def _lint_placeholders(m: Mapping[str, Any], c: Problems, path: str, declared: set[str]) -> None:
     for text in _strings(m):
         if "{{" in text and "}}" not in text[text.find("{{"):]:
             c.err(path, f"unclosed '{{{{' in {text!r}")
@@ -306,7 +280,7 @@ def _lint_placeholders(m: Mapping[str, Any], c: _Collector, path: str, declared:
 
 def parse_template(doc: Mapping[str, Any], source: str = "", *, bare_ok: bool = False) -> Template:
     """Parse one Argo object; raises TemplateError with every problem found."""
-    c = _Collector()
+    c = Problems()
     if bare_ok and "metrics" in doc and "spec" not in doc:
         doc = {"apiVersion": API_VERSION, "kind": "AnalysisTemplate", "metadata": {}, "spec": doc}
     c.unknown(doc, _TOP, "")
@@ -336,7 +310,7 @@ def parse_template(doc: Mapping[str, Any], source: str = "", *, bare_ok: bool = 
     return Template(kind=str(kind), name=name, spec=run_spec, raw=doc, template_refs=refs, warnings=c.warnings)
 
 
-def _template_refs(raw: Any, c: _Collector) -> list[tuple[str, bool]]:
+def _template_refs(raw: Any, c: Problems) -> list[tuple[str, bool]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -352,7 +326,7 @@ def _template_refs(raw: Any, c: _Collector) -> list[tuple[str, bool]]:
     return refs
 
 
-def _argo_validation(spec: RunSpec, c: _Collector) -> None:
+def _argo_validation(spec: RunSpec, c: Problems) -> None:
     """Argo's own ValidateMetric rules, on the metrics whose numbers are already concrete."""
     concrete = [m for m in spec.metrics if not any(_PLACEHOLDER.search(s) for s in _strings(
         {k: m.get(k) for k in ("interval", "initialDelay", *_INT_FIELDS)}))]

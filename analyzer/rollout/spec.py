@@ -26,14 +26,13 @@ ModelRollout (``rollouts.analyzer.dev/v1alpha1``, CRD in ``deploy/crd/modelrollo
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from analyzer.argo.errors import FieldError, TemplateError
+from analyzer.argo.errors import FieldError, Problems, TemplateError
 from analyzer.argo.loader import load_documents
 from analyzer.core.durations import parse_go_duration_seconds
 from analyzer.core.steps import (
@@ -87,23 +86,7 @@ class RolloutSpecError(TemplateError):
     """One or more problems in a rollout manifest; ``errors`` keeps them all."""
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-        self.warnings: list[FieldError] = []
-
-    def err(self, path: str, reason: str) -> None:
-        self.errors.append(FieldError(path, reason))
-
-    def warn(self, path: str, reason: str) -> None:
-        self.warnings.append(FieldError(path, reason, warning=True))
-
-    def unknown(self, obj: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in obj:
-            if key not in allowed:
-                match = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.75)
-                self.err(_join(path, str(key)), "unknown field" + (f" (did you mean '{match[0]}'?)" if match else ""))
-
+class _Errors(Problems):
     def mapping(self, value: Any, path: str, required: bool = False) -> Mapping[str, Any] | None:
         if value is None:
             if required:
