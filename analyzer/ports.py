@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from analyzer.core.outcome import ProviderOutcome
-from analyzer.core.steps import TrafficObservation, TrafficState
+from analyzer.core.steps import CapacityFacts, RolloutSpec, TrafficObservation, TrafficState
 
 
 class MetricProvider(Protocol):
@@ -27,9 +27,7 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
-# --- traffic routing (issue #4) ------------------------------------------------------------------
-# Appended here; the imports sit with the code they serve so the earlier part stays untouched.
-
+# --- traffic routing -----------------------------------------------------------------------------
 
 
 class TrafficRouter(Protocol):
@@ -65,3 +63,54 @@ class CustomObjects(Protocol):
 
     def json_patch(self, group: str, version: str, plural: str, namespace: str, name: str,
                    ops: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+
+# --- where rollouts live, and what the reconcile reads besides them -------------------------------
+
+
+class RolloutStore(Protocol):
+    """Rollouts kept as Kubernetes-shaped dicts (``apiVersion``, ``kind``, ``metadata`` with
+    ``namespace``, ``name``, ``generation`` and ``resourceVersion``, ``spec``, ``status``):
+    ModelRollout objects in a cluster (``analyzer.kube``) or files on disk (``analyzer.local``).
+
+    ``update_status`` is optimistic: it raises :class:`WriteConflict` when ``resource_version``
+    is no longer the stored one, and never touches ``spec``. ``patch_spec`` is a JSON merge patch
+    (RFC 7386) of ``spec`` that bumps ``metadata.generation`` (operator verbs: requests, paused).
+    ``get`` returns None for an object that does not exist; ``patch_spec`` and ``update_status``
+    raise :class:`NotFound`."""
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def list(self, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+    def update_status(self, namespace: str, name: str, status: Mapping[str, Any],
+                      resource_version: str) -> dict[str, Any]: ...
+
+    def patch_spec(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class NotFound(LookupError):
+    """The object does not exist."""
+
+
+class TemplateSource(Protocol):
+    """AnalysisTemplate / ClusterAnalysisTemplate documents by name (None: not found)."""
+
+    def get(self, namespace: str, name: str, cluster_scope: bool = False) -> dict[str, Any] | None: ...
+
+
+class CapacitySource(Protocol):
+    """The workloads behind a rollout's destinations (Deployments and their HPA / KEDA
+    ScaledObject in a cluster). ``facts`` returns None when the rollout names no workload.
+    ``scale_canary`` raises the canary's replica count (never called for an autoscaled one)."""
+
+    def facts(self, namespace: str, spec: RolloutSpec) -> CapacityFacts | None: ...
+
+    def scale_canary(self, namespace: str, spec: RolloutSpec, replicas: int) -> None: ...
+
+
+class EventSink(Protocol):
+    """Where transitions are told (Kubernetes Events, logs, Slack). Must not raise: delivery
+    failures are the sink's to log, never the rollout's to suffer."""
+
+    def emit(self, rollout: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None: ...
