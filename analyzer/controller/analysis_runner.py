@@ -20,7 +20,7 @@ from analyzer.ports import Clock, MetricProvider
 SUPPORTED_HINT = "supported: prometheus, web"
 
 
-async def _measure(metric: Metric, providers: Mapping[str, MetricProvider], clock: Clock) -> Measurement:
+async def measure(metric: Metric, providers: Mapping[str, MetricProvider], clock: Clock) -> Measurement:
     started = clock.now()
     provider = providers.get(metric.provider_kind or "")
     if provider is None:
@@ -47,7 +47,7 @@ async def run_analysis(spec: analysis.RunSpec, providers: Mapping[str, MetricPro
             spec = replace(spec, terminate=True)
         now = clock.now()
         plan = analysis.plan(spec, status, now, secrets)
-        results = await asyncio.gather(*(_measure(m, providers, clock) for m in plan.due))
+        results = await asyncio.gather(*(measure(m, providers, clock) for m in plan.due))
         measured = {m.name: r for m, r in zip(plan.due, results, strict=True)}
         before = (status.phase, [(r.name, r.phase) for r in status.metric_results])
         analysis.apply(spec, status, plan, measured, clock.now())

@@ -149,3 +149,49 @@ class RunStatus:
             "runSummary": self.run_summary.to_json(),
             "dryRunSummary": self.dry_run_summary.to_json(),
         }
+
+
+def _parse_rfc3339(text: Any) -> datetime | None:
+    if not text:
+        return None
+    t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _phase(text: Any, default: Phase | None) -> Phase | None:
+    return Phase(text) if text in Phase._value2member_map_ else default
+
+
+def _summary_from_json(d: Any) -> Summary:
+    d = d if isinstance(d, dict) else {}
+    return Summary(*(int(d.get(k) or 0) for k in ("count", "successful", "failed", "inconclusive", "error")))
+
+
+def _measurement_from_json(d: dict[str, Any]) -> Measurement:
+    return Measurement(phase=_phase(d.get("phase"), Phase.ERROR) or Phase.ERROR, value=str(d.get("value") or ""),
+                       message=str(d.get("message") or ""), started_at=_parse_rfc3339(d.get("startedAt")),
+                       finished_at=_parse_rfc3339(d.get("finishedAt")),
+                       metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()})
+
+
+def run_status_from_json(data: Any) -> RunStatus:
+    """The inverse of :meth:`RunStatus.to_json` (a run persisted in a rollout's status).
+
+    ``trimmed`` is not in Argo's JSON; a reloaded run's counters still include trimmed
+    measurements because the counters themselves are stored."""
+    d = data if isinstance(data, dict) else {}
+    results = []
+    for r in d.get("metricResults") or []:
+        results.append(MetricResult(
+            name=str(r.get("name") or ""), phase=_phase(r.get("phase"), Phase.RUNNING) or Phase.RUNNING,
+            measurements=[_measurement_from_json(m) for m in r.get("measurements") or []],
+            message=str(r.get("message") or ""), count=int(r.get("count") or 0),
+            successful=int(r.get("successful") or 0), failed=int(r.get("failed") or 0),
+            inconclusive=int(r.get("inconclusive") or 0), error=int(r.get("error") or 0),
+            consecutive_error=int(r.get("consecutiveError") or 0),
+            consecutive_success=int(r.get("consecutiveSuccess") or 0), dry_run=bool(r.get("dryRun")),
+            metadata={str(k): str(v) for k, v in (r.get("metadata") or {}).items()}))
+    return RunStatus(phase=_phase(d.get("phase"), None), message=str(d.get("message") or ""), metric_results=results,
+                     started_at=_parse_rfc3339(d.get("startedAt")), completed_at=_parse_rfc3339(d.get("completedAt")),
+                     run_summary=_summary_from_json(d.get("runSummary")),
+                     dry_run_summary=_summary_from_json(d.get("dryRunSummary")))
