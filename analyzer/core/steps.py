@@ -266,10 +266,26 @@ class KServeRouting:
 
 
 @dataclass(frozen=True)
+class HAProxyRouting:
+    """One HAProxy backend with a stable and a canary server, driven through the runtime API
+    (``socket``); header routes are entries of ``header_map`` (value of ``header`` -> the
+    canary-only backend ``canary_backend``)."""
+
+    socket: str
+    backend: str = "be_app"
+    stable_server: str = "stable"
+    canary_server: str = "canary"
+    header_map: str | None = None
+    header: str = "x-model-version"
+    canary_backend: str = "be_canary"
+
+
+@dataclass(frozen=True)
 class TrafficRouting:
     istio: IstioRouting | None = None
     kserve: KServeRouting | None = None
     managed_routes: tuple[str, ...] = ()  # precedence order of managed routes (Argo managedRoutes)
+    haproxy: HAProxyRouting | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ ModelRollout (``rollouts.analyzer.dev/v1alpha1``, CRD in ``deploy/crd/modelrollo
         istio:
           virtualServices: [{name: inference-routing, routes: [primary]}]   # routes optional
         # kserve: {inferenceService: model-v2-canary}
+        # haproxy: {socket: /run/haproxy/admin.sock, backend: be_app, stableServer: stable,
+        #           canaryServer: canary, headerMap: /etc/haproxy/header-routes.map}
         managedRoutes: [{name: pin-v2}]    # optional: precedence of managed routes
       steps: [...]                          # Argo canary steps
       analysis: {templates: [...], args: [...], startingStep: 2}   # background analysis
@@ -44,6 +46,7 @@ from analyzer.core.steps import (
     CanaryScale,
     CapacityPolicy,
     Destination,
+    HAProxyRouting,
     HeaderMatch,
     HeaderRoute,
     IstioRouting,
@@ -234,7 +237,7 @@ def _parse_model_rollout(doc: Mapping[str, Any], e: _Errors) -> RolloutSpec | No
     paused = e.boolean(spec.get("paused"), "spec.paused") or False
     requests = _requests(spec.get("requests"), e, "spec.requests")
     _check_routes(steps, traffic, e, "spec.steps", "spec.trafficRouting.managedRoutes",
-                  has_istio=traffic.istio is not None, kserve=traffic.kserve is not None)
+                  has_istio=traffic.istio is not None, kserve=traffic.kserve is not None, haproxy=traffic.haproxy)
     if e.errors:
         return None
     assert stable is not None or not needs_hosts
@@ -278,7 +281,7 @@ def _model_traffic(raw: Any, e: _Errors, path: str) -> TrafficRouting:
     m = e.mapping(raw, path, required=True)
     if m is None:
         return TrafficRouting()
-    e.unknown(m, {"istio", "kserve", "managedRoutes"}, path)
+    e.unknown(m, {"istio", "kserve", "haproxy", "managedRoutes"}, path)
     istio = _istio(m.get("istio"), e, f"{path}.istio", argo=False)
     kserve = None
     k = e.mapping(m.get("kserve"), f"{path}.kserve")
@@ -291,11 +294,36 @@ def _model_traffic(raw: Any, e: _Errors, path: str) -> TrafficRouting:
         if isvc:
             n, _, ns = isvc.partition(".")
             kserve = KServeRouting(n, ns or None, component)
-    if istio is None and kserve is None:
-        e.err(path, "needs istio or kserve")
-    elif istio is not None and kserve is not None:
-        e.err(path, "give istio or kserve, not both")
-    return TrafficRouting(istio, kserve, _managed_routes(m.get("managedRoutes"), e, f"{path}.managedRoutes"))
+    haproxy = _haproxy(m.get("haproxy"), e, f"{path}.haproxy")
+    given = [n for n, r in (("istio", istio), ("kserve", kserve), ("haproxy", haproxy)) if r is not None]
+    if not given and not any(m.get(k) is not None for k in ("istio", "kserve", "haproxy")):
+        e.err(path, "needs istio, kserve or haproxy")
+    elif len(given) > 1:
+        e.err(path, f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}")
+    return TrafficRouting(istio, kserve, _managed_routes(m.get("managedRoutes"), e, f"{path}.managedRoutes"),
+                          haproxy)
+
+
+_HAPROXY_KEYS = {"socket": "socket", "backend": "backend", "stableServer": "stable_server",
+                 "canaryServer": "canary_server", "headerMap": "header_map", "header": "header",
+                 "canaryBackend": "canary_backend"}
+
+
+def _haproxy(raw: Any, e: _Errors, path: str) -> HAProxyRouting | None:
+    m = e.mapping(raw, path)
+    if m is None:
+        return None
+    e.unknown(m, set(_HAPROXY_KEYS), path)
+    values: dict[str, str] = {}
+    for key, attr in _HAPROXY_KEYS.items():
+        v = e.string(m.get(key), f"{path}.{key}", required=key == "socket")
+        if v is not None and v == "":
+            e.err(f"{path}.{key}", "must not be empty")
+        elif v:
+            values[attr] = v.lower() if key == "header" else v
+    if "socket" not in values:
+        return None
+    return HAProxyRouting(**values)
 
 
 def _managed_routes(raw: Any, e: _Errors, path: str) -> tuple[str, ...]:
@@ -692,7 +720,7 @@ def _canary_scale(v: Any, e: _Errors, p: str) -> CanaryScale | None:
 
 
 def _check_routes(steps: list[Step], traffic: TrafficRouting, e: _Errors, path: str, managed_path: str,
-                  *, has_istio: bool, kserve: bool, argo: bool = False) -> None:
+                  *, has_istio: bool, kserve: bool, argo: bool = False, haproxy: HAProxyRouting | None = None) -> None:
     """Managed-route steps need a router that has routes, and their names in managedRoutes
     when that list is given (Argo requires the list; we derive it from the steps otherwise)."""
     kinds: dict[str, str] = {}
@@ -704,7 +732,9 @@ def _check_routes(steps: list[Step], traffic: TrafficRouting, e: _Errors, path: 
         if kserve:
             e.err(f"{path}[{i}].{key}", "KServe's canaryTrafficPercent has no header or mirror routes")
             continue
-        if not has_istio:
+        if haproxy is not None:
+            _check_haproxy_route(s, haproxy, e, f"{path}[{i}].{key}")
+        elif not has_istio:
             e.err(f"{path}[{i}].{key}", "needs istio traffic routing")
         if kinds.setdefault(route.name, key) != key:
             e.err(f"{path}[{i}].{key}.name", f"{route.name!r} is already a {kinds[route.name]} route")
@@ -712,3 +742,20 @@ def _check_routes(steps: list[Step], traffic: TrafficRouting, e: _Errors, path: 
             e.err(f"{path}[{i}].{key}.name", f"{route.name!r} is not listed in {managed_path}")
         elif argo and not traffic.managed_routes:
             e.warn(f"{path}[{i}].{key}.name", f"Argo requires {managed_path} to list {route.name!r}")
+
+
+def _check_haproxy_route(step: Step, routing: HAProxyRouting, e: _Errors, p: str) -> None:
+    """HAProxy's header routes are exact values of one header, kept in a runtime map."""
+    if step.mirror_route is not None:
+        e.err(p, "HAProxy routing has no mirror routes")
+        return
+    if step.header_route is None or not step.header_route.match:
+        return
+    if routing.header_map is None:
+        e.err(p, "HAProxy header routes need trafficRouting.haproxy.headerMap (the map the frontend reads)")
+    for j, hm in enumerate(step.header_route.match):
+        if hm.header.lower() != routing.header:
+            e.err(f"{p}.match[{j}].headerName", f"HAProxy routes only on the header {routing.header!r} "
+                                                 "(trafficRouting.haproxy.header)")
+        if hm.value.kind is not MatchKind.EXACT:
+            e.err(f"{p}.match[{j}].headerValue", "HAProxy header routes match exact values only")
