@@ -6,21 +6,30 @@ from collections.abc import Callable
 
 from analyzer.core.steps import RolloutSpec
 from analyzer.ports import CustomObjects, RouterError, TrafficRouter
+from analyzer.routers.haproxy import HAProxyTrafficRouter
 from analyzer.routers.istio import IstioRouter
 from analyzer.routers.kserve import KServeRouter
 
 RouterFactory = Callable[[RolloutSpec, str], TrafficRouter]
 
 
-def kube_routers(objects: CustomObjects) -> RouterFactory:
-    """Istio VirtualServices and KServe InferenceServices through the Kubernetes API."""
+def routers(objects: CustomObjects | None = None) -> RouterFactory:
+    """Istio VirtualServices and KServe InferenceServices through the Kubernetes API (when
+    ``objects`` is given), HAProxy through its runtime socket (always)."""
 
     def router_for(spec: RolloutSpec, namespace: str) -> TrafficRouter:
-        if spec.traffic.istio is not None:
-            return IstioRouter(objects, spec.traffic.istio, spec.stable, spec.canary, namespace)
-        if spec.traffic.kserve is not None:
-            return KServeRouter(objects, spec.traffic.kserve, namespace)
-        raise RouterError(f"rollout {namespace}/{spec.name} has no trafficRouting this controller drives "
-                          "(istio or kserve)")
+        traffic = spec.traffic
+        if traffic.haproxy is not None:
+            return HAProxyTrafficRouter(traffic.haproxy)
+        if objects is not None and traffic.istio is not None:
+            return IstioRouter(objects, traffic.istio, spec.stable, spec.canary, namespace)
+        if objects is not None and traffic.kserve is not None:
+            return KServeRouter(objects, traffic.kserve, namespace)
+        kinds = "istio, kserve or haproxy" if objects is not None else "haproxy (no Kubernetes API here)"
+        raise RouterError(f"rollout {namespace}/{spec.name} has no trafficRouting this controller drives ({kinds})")
 
     return router_for
+
+
+def kube_routers(objects: CustomObjects) -> RouterFactory:
+    return routers(objects)
