@@ -17,11 +17,11 @@ from analyzer.core.analysis import RunSpec
 from analyzer.core.args import Arg, placeholders
 from analyzer.core.durations import parse_go_duration_seconds
 from analyzer.core.expressions import ExpressionError, check
-from analyzer.core.metric import PROVIDER_KINDS, SpecInvalid, build_metrics
+from analyzer.core.metric import EXTENSION_PROVIDER_KINDS, PROVIDER_KINDS, SpecInvalid, build_metrics
 
 API_VERSION = "argoproj.io/v1alpha1"
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
-SUPPORTED_PROVIDERS = ("prometheus", "web")
+SUPPORTED_PROVIDERS = ("prometheus", "web", "judge")
 
 _TOP = {"apiVersion", "kind", "metadata", "spec", "status"}
 _SPEC = {"metrics", "args", "dryRun", "measurementRetention", "templates", "terminate", "ttlStrategy"}
@@ -210,7 +210,10 @@ def _lint_provider(p: Any, c: Problems, path: str) -> None:
         block = p[k]
         if k in PROVIDER_KINDS and k not in SUPPORTED_PROVIDERS:
             c.warn(f"{path}.{k}", f"provider '{k}' is not supported by rollout-analyzer: its measurements "
-                                  "will be Error (supported: prometheus, web)")
+                                  "will be Error (supported: prometheus, web, judge)")
+        if k in EXTENSION_PROVIDER_KINDS:
+            c.warn(f"{path}.{k}", f"provider '{k}' is a rollout-analyzer extension for ModelRollouts; Argo Rollouts "
+                                  "ignores it (with Argo, use templates/canary-judge.yaml and the web provider)")
         if k == "prometheus":
             _lint_prometheus(block, c, f"{path}.prometheus")
         elif k == "web":

@@ -17,7 +17,7 @@ from analyzer.core.model import Measurement, RunStatus
 from analyzer.core.outcome import ProviderOutcome
 from analyzer.ports import Clock, MetricProvider
 
-SUPPORTED_HINT = "supported: prometheus, web"
+SUPPORTED_HINT = "supported: prometheus, web, judge"
 
 
 async def measure(metric: Metric, providers: Mapping[str, MetricProvider], clock: Clock) -> Measurement:

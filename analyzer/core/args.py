@@ -157,7 +157,8 @@ _WEB: Struct = (("method", "s"), ("url", "A"), ("headers", ("[]", _HEADER)), ("b
                 ("authentication", _AUTH))
 # MetricProvider: every provider is a pointer (omitempty); plugin is a map (sorted keys).
 PROVIDER_ORDER = ("prometheus", "kayenta", "web", "datadog", "wavefront", "newRelic", "job", "cloudWatch",
-                  "graphite", "influxdb", "skywalking", "plugin")
+                  "graphite", "influxdb", "skywalking", "plugin",
+                  "judge")  # ours (core.metric.EXTENSION_PROVIDER_KINDS), kept through substitution
 _TYPED_PROVIDERS: dict[str, Struct] = {"prometheus": _PROMETHEUS, "web": _WEB}
 
 

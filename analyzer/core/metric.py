@@ -11,8 +11,11 @@ from typing import Any
 from analyzer.core.durations import parse_go_duration_seconds
 
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
-PROVIDER_KINDS = ("prometheus", "job", "kayenta", "web", "datadog", "wavefront", "newRelic", "cloudWatch",
-                  "graphite", "influxdb", "skywalking", "plugin")
+ARGO_PROVIDER_KINDS = ("prometheus", "job", "kayenta", "web", "datadog", "wavefront", "newRelic", "cloudWatch",
+                       "graphite", "influxdb", "skywalking", "plugin")
+# Ours, for ModelRollouts only (Argo's decoder would drop the field): the statistical judge in-process.
+EXTENSION_PROVIDER_KINDS = ("judge",)
+PROVIDER_KINDS = ARGO_PROVIDER_KINDS + EXTENSION_PROVIDER_KINDS
 _INT = re.compile(r"[+-]?[0-9]+")
 
 
