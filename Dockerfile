@@ -1,6 +1,8 @@
-# rollout-analyzer CLI image.
-#   docker build -t rollout-analyzer .
-#   docker run --rm --network host rollout-analyzer \
+# rollout-analyzer image: by default the controller daemon (`analyzer run`, see deploy/deployment.yaml);
+# any other verb of the CLI runs when given as the command.
+#   docker build -t rollout-analyzer:0.1.0 .
+#   docker run --rm -v ~/.kube:/home/analyzer/.kube:ro rollout-analyzer:0.1.0            # analyzer run
+#   docker run --rm --network host rollout-analyzer:0.1.0 \
 #     analyze templates/success-rate.yaml --prometheus http://127.0.0.1:9090 --arg canary-version=v2
 FROM python:3.11-slim
 
@@ -22,5 +24,8 @@ COPY templates ./templates
 RUN useradd --system --create-home --uid 10001 --user-group analyzer
 USER 10001:10001
 
+# /healthz, /readyz, /metrics (--listen). SIGTERM finishes the passes in flight and releases the Lease.
+EXPOSE 8080
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["analyzer"]
-CMD ["--help"]
+CMD ["run"]
