@@ -78,7 +78,7 @@ test: setup lint
 # --- Running things ---------------------------------------------------------------------------
 
 demo: setup
-	$(VENV)/bin/python -m analyzer.demo
+	$(VENV)/bin/analyzer demo
 
 bench: setup
 	@set -e; found=0; \

@@ -53,7 +53,16 @@ def _parse_kv(pairs: tuple[str, ...]) -> dict[str, str]:
 class _LazyGroup(click.Group):
     """Subcommands whose modules are heavy (numpy, scipy) are imported only when used."""
 
-    lazy = {"judge": ("analyzer.judge.cli", "judge"), "plan": ("analyzer.rollout.plan_cli", "plan")}
+    lazy = {"judge": ("analyzer.judge.cli", "judge"), "plan": ("analyzer.rollout.plan_cli", "plan"),
+            "serve": ("analyzer.server.cli", "serve"),
+            "run": ("analyzer.controller.daemon_cli", "run"),
+            "report": ("analyzer.report.cli", "report"),
+            "demo": ("analyzer.demo.cli", "demo"),
+            # the rollout CLI (analyzer/rollout_cli): kubectl-style reads and the operator verbs
+            **{verb: ("analyzer.rollout_cli.commands", verb)
+               for verb in ("status", "promote", "abort", "retry", "pause", "resume")},
+            "get": ("analyzer.rollout_cli.commands", "get_group"),
+            "list": ("analyzer.rollout_cli.commands", "list_group")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
