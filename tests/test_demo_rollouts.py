@@ -7,6 +7,7 @@ matches the weights that were set, measured from the model servers' own request 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +84,35 @@ def test_reports_are_written_with_their_plots(outcomes: dict[str, Any]) -> None:
 def test_analyzer_demo_refuses_an_unknown_scenario_cleanly() -> None:
     r = run_cli("demo", "--scenario", "nope")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nope" in r.stderr
+
+
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
+    """Interrupt `analyzer demo` mid-rollout: it exits 130 and every port it opened is closed
+    (model servers, HAProxy, Prometheus)."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from cli_helpers import REPO, analyzer_cmd
+
+    proc = subprocess.Popen([*analyzer_cmd(), "demo", "--no-live", "--scenario", "good-v2", "--out", str(tmp_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    ports: list[int] = []
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        if "model servers" in line:
+            ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", line)]
+            break
+        assert time.monotonic() < deadline
+    assert len(ports) == 4, ports
+    time.sleep(3)  # mid-rollout
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after the demo stopped"

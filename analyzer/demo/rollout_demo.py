@@ -261,7 +261,8 @@ def run_scenario(scenario: Scenario, workdir: Path, console: Console, timing: Ti
         v2 = stack.enter_context(ModelServer("v2", seed=1, fault=scenario.fault))
         haproxy = stack.enter_context(LocalHAProxy(stable=v1.addr, canary=v2.addr))
         prom = stack.enter_context(LocalPrometheus(scrape_targets=[v1.addr, v2.addr], job="models"))
-        console.print(f"  model servers v1 {v1.addr}, v2 {v2.addr}; HAProxy {haproxy.url}; Prometheus {prom.url}")
+        console.print(f"  model servers v1 {v1.addr}, v2 {v2.addr}; HAProxy {haproxy.url}; Prometheus {prom.url}",
+                      soft_wrap=True)
         stack.enter_context(LoadGenerator(f"{haproxy.url}/predict", timing.rps, workers=8))
         prom.wait_for('sum(http_requests_total{version="v1"}) > 0', timeout=30)
         store.apply(rollout_manifest(scenario.name, haproxy.workdir / "admin.sock", haproxy.workdir / HEADER_MAP))
@@ -290,6 +291,10 @@ def run_scenario(scenario: Scenario, workdir: Path, console: Console, timing: Ti
                    report, served, final_weight, split_checks(timeline))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(out_dir: Path | None = None, *, live_view: bool = True, timing: Timing | None = None,
          scenarios: tuple[Scenario, ...] = SCENARIOS) -> int:
     # The live view tells the story; the controller's info logs would scroll it away.
@@ -300,7 +305,7 @@ def main(out_dir: Path | None = None, *, live_view: bool = True, timing: Timing 
     workdir.mkdir(parents=True, exist_ok=True)
     for s in scenarios:
         (workdir / s.name).mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` stops everything too, like Ctrl-C
     outcomes: list[Outcome] = []
     try:
         for s in scenarios:
