@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +49,16 @@ def train(seed: int, samples: int = 2000, epochs: int = 200) -> np.ndarray:
     return w
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (the load generator or HAProxy stopping) is not an error to print."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class ModelServer:
     """Serves ``POST/GET /predict`` and ``GET /metrics`` on 127.0.0.1:``port``."""
 
@@ -66,7 +77,7 @@ class ModelServer:
                                   buckets=BUCKETS, registry=self.registry)
         for code in ("200", "500"):  # export zeros at once: "no errors yet" is 0, not absent
             self.requests.labels(app, version, code)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd = _QuietServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

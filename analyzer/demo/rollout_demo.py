@@ -183,6 +183,7 @@ class Outcome:
     served: dict[str, float]
     final_weight: int | None
     splits: list[SplitCheck]
+    judge_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,23 @@ def run_scenario(scenario: Scenario, workdir: Path, console: Console, timing: Ti
             console.print(f"[yellow]report for {scenario.name} not written: {exc}[/]")
     st = obj.get("status") or {}
     return Outcome(scenario, str(st.get("phase")), str(st.get("message") or ""), time.monotonic() - started,
-                   report, served, final_weight, split_checks(timeline))
+                   report, served, final_weight, split_checks(timeline), _failed_reason(st))
+
+
+def _failed_reason(status: Mapping[str, Any]) -> str:
+    """The judge's own words for a failed run (Argo's message only says a limit was passed)."""
+    for run in status.get("analysisRuns") or []:
+        if run.get("phase") != "Failed":
+            continue
+        for mr in (run.get("status") or {}).get("metricResults") or []:
+            for m in reversed(mr.get("measurements") or []):
+                try:
+                    doc = yaml.safe_load(m.get("value") or "{}")
+                except yaml.YAMLError:
+                    continue
+                if isinstance(doc, dict) and doc.get("verdict") == "fail":
+                    return str(doc.get("reason") or "")
+    return ""
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -316,15 +333,14 @@ def main(out_dir: Path | None = None, *, live_view: bool = True, timing: Timing 
         return 130
     console.rule("[bold]summary[/]")
     table = Table()
-    for col in ("rollout", "expected", "ended", "canary weight in HAProxy", "served v1 / v2", "time", "report"):
+    for col in ("rollout", "expected", "ended", "canary weight in HAProxy", "served v1 / v2", "time"):
         table.add_column(col)
     ok = True
     for o in outcomes:
         good = o.phase == o.scenario.expect
         ok &= good
         table.add_row(o.scenario.name, o.scenario.expect, f"[{'green' if good else 'red'}]{o.phase}[/]",
-                      f"{o.final_weight} %", f"{int(o.served['v1'])} / {int(o.served['v2'])}", f"{o.seconds:.0f} s",
-                      str(o.report) if o.report else "-")
+                      f"{o.final_weight} %", f"{int(o.served['v1'])} / {int(o.served['v2'])}", f"{o.seconds:.0f} s")
     console.print(table)
     for o in outcomes:
         for c in o.splits:
@@ -332,6 +348,8 @@ def main(out_dir: Path | None = None, *, live_view: bool = True, timing: Timing 
                           f"requests (binomial sd {c.sigma:.1f} points) {'ok' if c.ok else 'OFF'}")
     for o in outcomes:
         console.print(f"{o.scenario.name}: {o.message or o.phase}")
+        if o.judge_reason:
+            console.print(f"  the judge: {o.judge_reason}")
         if o.report:
             console.print(f"report: {o.report}")
     if shutil.which("xdg-open") is None:
