@@ -62,6 +62,7 @@ class _LazyGroup(click.Group):
             **{verb: ("analyzer.rollout_cli.commands", verb)
                for verb in ("status", "promote", "abort", "retry", "pause", "resume")},
             "get": ("analyzer.rollout_cli.commands", "get_group"),
+            "apply": ("analyzer.rollout_cli.commands", "apply"),
             "list": ("analyzer.rollout_cli.commands", "list_group")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:

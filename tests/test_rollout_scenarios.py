@@ -43,8 +43,9 @@ def setup(fake_kube: Any, prom_url: str, *, templates: list[dict[str, Any]] | No
     fake_kube.register_crd(MODELROLLOUT_CRD)
     for vs in seed_virtual_services():
         fake_kube.create(vs)
-    for t in templates or [success_rate_template("success-rate", prom_url),
-                           success_rate_template("latency-check", prom_url)]:
+    if templates is None:
+        templates = [success_rate_template("success-rate", prom_url), success_rate_template("latency-check", prom_url)]
+    for t in templates:
         fake_kube.create(t)
     return Harness(fake_kube, prom_url, VirtualClock(at_time(EPOCH, 300)), objects=objects)
 
@@ -230,3 +231,42 @@ def test_capacity_gate_holds_the_weight_until_the_canary_has_replicas(fake_kube:
     st = asyncio.run(h.run("inference", done))
     assert st["phase"] == "Healthy"
     assert canary_weight(h.vs()) == 100
+
+
+def test_invalid_spec_is_reported_and_traffic_untouched(fake_kube: Any, backfilled_prometheus: Any) -> None:
+    h = setup(fake_kube, backfilled_prometheus.url)
+    doc = model_rollout("inference", seed_steps(("stable", "stable")),
+                        routing={"istio": {"virtualServices": [{"name": "inference-routing"}]},
+                                 "kserve": {"inferenceService": "model"}})
+    fake_kube.create(doc)  # the CRD's schema cannot say "one of"; our parser does
+    writes_before = len(vs_weights_written(fake_kube))
+    st = asyncio.run(h.run("inference", lambda s: bool(s.get("phase"))))
+    assert st["phase"] == "Degraded"
+    assert st["message"].startswith("InvalidSpec: ") and "spec.trafficRouting" in st["message"]
+    assert len(vs_weights_written(fake_kube)) == writes_before  # not one write to the VirtualService
+    # Fixing the spec starts the rollout.
+    fake_kube.patch(MR_API, "ModelRollout", "inference", {"spec": {"trafficRouting": {"kserve": None}}})
+    st = asyncio.run(h.run("inference", lambda s: s.get("weights", {}).get("verified") == 5))
+    assert st["phase"] in ("Progressing", "Paused")
+
+
+def test_api_errors_on_the_virtualservice_hold_the_step_and_are_stated(fake_kube: Any, backfilled_prometheus: Any) -> None:
+    h = setup(fake_kube, backfilled_prometheus.url)
+    fake_kube.create(model_rollout("inference", seed_steps(("stable", "stable"))))
+    fake_kube.inject_error(method="PATCH", path=".*/virtualservices/inference-routing$", code=500, times=3)
+    seen: list[dict[str, Any]] = []
+    st = asyncio.run(h.run("inference", lambda s: seen.append(s) or s.get("weights", {}).get("verified") == 5))
+    troubled = [s for s in seen if s.get("trafficProblems")]
+    assert troubled, "the failed writes must be visible in the status"
+    assert all(s["currentStepIndex"] == 0 for s in troubled)  # the step did not complete meanwhile
+    assert st["trafficProblems"] == [] and canary_weight(h.vs()) == 5
+
+
+def test_missing_template_errors_the_run_and_rolls_back(fake_kube: Any, backfilled_prometheus: Any) -> None:
+    h = setup(fake_kube, backfilled_prometheus.url, templates=[])
+    fake_kube.create(model_rollout("inference", seed_steps(("stable", "stable"))))
+    st = asyncio.run(h.run("inference", done))
+    assert st["phase"] == "Degraded"
+    run = next(r for r in st["analysisRuns"] if r["stepIndex"] == 2)
+    assert run["phase"] == "Error" and "AnalysisTemplate 'success-rate' not found" in run["message"]
+    assert canary_weight(h.vs()) == 0

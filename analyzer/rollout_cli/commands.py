@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -233,3 +234,50 @@ abort = _verb_command("abort", "Abort rollout NAME: all traffic back to stable, 
 retry = _verb_command("retry", "Start an aborted rollout NAME again from its first step (new analysis runs).")
 pause = _verb_command("pause", "Pause rollout NAME where it is (spec.paused); traffic stays as it is.")
 resume = _verb_command("resume", "Resume a paused rollout NAME (also ends a pause step or an Inconclusive pause).")
+
+
+# ------------------------------------------------------------------ local store: create / update
+
+
+@click.command("apply")
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A ModelRollout manifest (YAML; several documents allowed). Repeatable.")
+@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
+              help="The local rollout store (in Kubernetes, use kubectl apply).")
+@click.option("-n", "--namespace", default=None, metavar="NS",
+              help="Namespace for manifests that name none (default: 'default').")
+def apply(files: tuple[Path, ...], store_dir: str, namespace: str | None) -> None:
+    """Create or update ModelRollouts in the local store (the spec; the status is the controller's).
+
+    Every manifest is checked first (errors name the file, field and reason) and nothing is
+    written unless all of them are valid."""
+    from analyzer.argo.errors import TemplateError
+    from analyzer.argo.loader import load_documents
+    from analyzer.local.store import LocalRolloutStore
+    from analyzer.rollout.spec import parse_rollout
+
+    docs: list[tuple[Path, dict[str, Any]]] = []
+    with errors():
+        for path in files:
+            try:
+                loaded = load_documents(path)
+            except TemplateError as exc:
+                fail(str(exc))
+            for doc in loaded:
+                if not isinstance(doc, dict):
+                    continue
+                doc = dict(doc)
+                meta = dict(doc.get("metadata") or {})
+                meta.setdefault("namespace", namespace or "default")
+                doc["metadata"] = meta
+                try:
+                    parse_rollout(doc, str(path))
+                except TemplateError as exc:
+                    fail(str(exc))
+                docs.append((path, doc))
+        store = LocalRolloutStore(store_dir)
+        for path, doc in docs:
+            stored = store.apply(doc, source=str(path))
+            meta = stored["metadata"]
+            click.echo(f"modelrollout {meta['namespace']}/{meta['name']} applied (generation {meta.get('generation')})")
