@@ -20,6 +20,9 @@ RUN pip install . && rm -rf /src
 # The ready-made AnalysisTemplates, so `analyzer lint templates/*.yaml` works inside the image.
 WORKDIR /app
 COPY templates ./templates
+# Named judge policies (provider.judge and analyzer serve look here).
+COPY policies ./policies
+ENV ANALYZER_POLICIES=/app/policies
 
 RUN useradd --system --create-home --uid 10001 --user-group analyzer
 USER 10001:10001

@@ -56,3 +56,14 @@ def test_failures_are_error_measurements_not_exceptions(policies_dir: Path) -> N
     assert outcome.error is not None and "address: expected an http(s) Prometheus URL" in outcome.error
     outcome = asyncio.run(provider.measure("nonsense", AT))  # type: ignore[arg-type]
     assert outcome.error is not None and outcome.error.startswith("judge:")
+
+
+def test_named_policies_come_from_analyzer_policies_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package (the container image) has no source checkout beside it: the image
+    points ANALYZER_POLICIES at the policies it ships, and both the provider and serve use it."""
+    from analyzer.server.verdict import default_policies_dir
+
+    monkeypatch.setenv("ANALYZER_POLICIES", str(tmp_path))
+    assert default_policies_dir() == tmp_path
+    monkeypatch.delenv("ANALYZER_POLICIES")
+    assert (default_policies_dir() / "http.yaml").is_file()

@@ -32,6 +32,7 @@ from analyzer.server.verdict import (
     PolicyBook,
     RequestError,
     compute_verdict,
+    default_policies_dir,
     finite,
     parse_request,
 )
@@ -39,7 +40,6 @@ from analyzer.server.verdict import (
 __all__ = ["ENV_ADDRESS", "JudgeProvider"]
 
 ENV_ADDRESS = "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS"
-DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 class JudgeProvider:
@@ -49,7 +49,7 @@ class JudgeProvider:
 
     def __init__(self, default_address: str | None = None, policies_dir: Path | None = None) -> None:
         self._default_address = default_address or os.environ.get(ENV_ADDRESS, "")
-        self._book = PolicyBook(policies_dir or DEFAULT_POLICIES)
+        self._book = PolicyBook(policies_dir or default_policies_dir())
 
     async def measure(self, spec: Mapping[str, Any], now: datetime) -> ProviderOutcome:
         try:

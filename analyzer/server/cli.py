@@ -10,9 +10,10 @@ from typing import Any, NoReturn
 import click
 
 from analyzer.server.app import Settings, build_app
+from analyzer.server.verdict import default_policies_dir
 
 TOKEN_ENV = "ANALYZER_TOKEN_FILE"
-DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+DEFAULT_POLICIES = default_policies_dir()
 
 
 def _bad_input(message: str) -> NoReturn:

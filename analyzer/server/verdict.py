@@ -22,6 +22,7 @@ import calendar
 import difflib
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -64,6 +65,16 @@ class RequestError(ValueError):
         self.problems = problems
         super().__init__("; ".join(f"{f}: {r}" if f else r for f, r in problems))
 
+
+
+POLICIES_ENV = "ANALYZER_POLICIES"
+
+
+def default_policies_dir() -> Path:
+    """Where named judge policies are: ``$ANALYZER_POLICIES`` (the container image sets it to the
+    copy it ships), else the ``policies/`` of the source checkout this package runs from."""
+    env = os.environ.get(POLICIES_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "policies"
 
 @dataclass(frozen=True)
 class VerdictRequest:
