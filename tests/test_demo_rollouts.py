@@ -54,6 +54,7 @@ def test_bad_v2_is_rolled_back_by_the_judge_and_traffic_is_back_on_v1(outcomes: 
     assert "judge" in o.message and "Failed" in o.message
     assert o.final_weight == 0  # HAProxy read back: all traffic on v1
     assert o.judge_reason.startswith("roll back at t="), o.judge_reason  # the judge's words, shown to the user
+    assert o.judge_reason in o.message  # ... and carried into the rollout's status message (events, Slack, CLI)
     store = outcomes["workdir"] / "bad-v2" / "store"
     status = json.loads((store / "demo" / "bad-v2.json").read_text())["status"]
     failed = status["analysisRuns"][0]

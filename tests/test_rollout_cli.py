@@ -331,3 +331,16 @@ def test_local_store_verbs_and_status(tmp_path: Path) -> None:
     assert out["status"]["phase"] == "Healthy"
     one_line_error(run_cli("promote", "nope", "--store", d), "rollout default/nope not found")
     one_line_error(run_cli("promote", "inference", "--store", d, "--context", "x"), "--store uses local files")
+
+
+def test_steps_table_after_an_abort_shows_where_it_failed() -> None:
+    """Argo puts the step index back to 0 on abort; the table still shows the failed step."""
+    from analyzer.rollout_cli.view import steps_table
+
+    obj = {"spec": {"steps": [{"setWeight": 5}, {"analysis": {"templates": [{"templateName": "t"}]}},
+                              {"setWeight": 50}]},
+           "status": {"phase": "Degraded", "abort": True, "currentStepIndex": 0,
+                      "analysisRuns": [{"name": "r", "kind": "Step", "stepIndex": 1, "phase": "Failed"},
+                                       {"name": "bg", "kind": "Background", "phase": "Successful"}]}}
+    states = [str(c) for c in steps_table(obj).columns[2]._cells]
+    assert states == ["done", "failed: rolled back", "-"]

@@ -157,7 +157,20 @@ async def advance(run_spec: analysis.RunSpec, record: AnalysisRunRecord, provide
         wake = analysis.next_wake(plan, status, clock.now())
         if wake is not None:
             wake_in = max(0.0, (wake - clock.now()).total_seconds())
-    return Advanced(Verdict(status.phase or Phase.PENDING, status.message, status.to_json()), wake_in)
+    return Advanced(Verdict(status.phase or Phase.PENDING, _explained(status), status.to_json()), wake_in)
+
+
+def _explained(status: RunStatus) -> str:
+    """Argo's run message says which limit was passed; a provider that explains its answer (the
+    judge's ``reason`` in the measurement metadata) says why, and people need the why."""
+    if status.phase not in (Phase.FAILED, Phase.ERROR, Phase.INCONCLUSIVE):
+        return status.message
+    for r in status.metric_results:
+        if r.phase == status.phase and r.measurements:
+            reason = r.measurements[-1].metadata.get("reason")
+            if reason and reason not in status.message:
+                return f"{status.message}: {reason}" if status.message else reason
+    return status.message
 
 
 def setup_failed(record: AnalysisRunRecord, message: str, now: datetime) -> Advanced:

@@ -172,8 +172,17 @@ def steps_table(obj: Mapping[str, Any]) -> Table:
     t = Table(title="Steps", title_justify="left")
     for col in ("#", "step", "state"):
         t.add_column(col, overflow="fold")
+    # After an abort the step index is back at 0 (Argo's rule); the failed run says where it happened.
+    failed_at = {r.get("stepIndex") for r in st.get("analysisRuns") or []
+                 if isinstance(r, Mapping) and r.get("phase") in ("Failed", "Error")} if st.get("abort") else set()
     for i, step in enumerate(_steps(obj)):
-        if not isinstance(idx, int) or i > idx:
+        if i in failed_at:
+            state = Text("failed: rolled back", style="red")
+        elif i < min((x for x in failed_at if isinstance(x, int)), default=0):
+            state = Text("done", style="green")
+        elif st.get("abort"):
+            state = Text("aborted" if i == 0 and not failed_at else "-", style="red" if i == 0 else "dim")
+        elif not isinstance(idx, int) or i > idx:
             state = Text("pending", style="dim")
         elif i < idx or st.get("promoted"):
             state = Text("done", style="green")
