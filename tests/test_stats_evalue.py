@@ -140,3 +140,72 @@ def test_dispersion_estimate_tracks_clumping_and_leaves_clean_runs_alone() -> No
     at_20_min = int(np.searchsorted(bursty.t, 1200.0))
     assert np.median(phi_bursty[:, at_20_min]) > 1.2  # the true minute-scale factor is ~1.75
     assert np.mean(phi_clean[:, at_20_min] > 1.0) < 0.25
+
+
+def _expected_clumped_factor(k: int, rho: float, tolerance: float = 1.0) -> tuple[float, float]:
+    """E[e-value after one step] with and without the clumping penalty, when the canary's share of
+    the step's k errors is beta-binomial with intra-class correlation rho (equal traffic)."""
+    from scipy.stats import betabinom
+
+    t, n = np.array([10.0]), np.array([1000.0])
+    with_penalty = without = 0.0
+    for x in range(k + 1):
+        p = binom.pmf(x, k, 0.5) if rho == 0 else betabinom.pmf(x, k, 0.5 * (1 / rho - 1), 0.5 * (1 / rho - 1))
+        args = (np.array([float(x)]), np.array([float(k - x)]), n, n, t)
+        with_penalty += p * math.exp(float(error_log_e(*args, tolerance=tolerance)[-1]))
+        without += p * math.exp(float(error_log_e(*args, tolerance=tolerance, temper=False)[-1]))
+    return with_penalty, without
+
+
+@pytest.mark.parametrize("k", [5, 30, 120])
+@pytest.mark.parametrize("rho", [0.0, 0.02, 0.1])
+def test_clumping_penalty_keeps_the_evalue_valid_under_beta_binomial_nulls(k: int, rho: float) -> None:
+    with_penalty, _ = _expected_clumped_factor(k, rho)
+    assert with_penalty <= 1.0 + 1e-9
+
+
+def test_without_the_penalty_clumped_errors_inflate_the_evalue() -> None:
+    """The reason for the penalty: a one-minute clump (rho 0.1, about a CV 0.5 multiplier per arm)
+    gives the plain binomial e-process an expectation far above 1 at high traffic."""
+    with_penalty, without = _expected_clumped_factor(120, 0.1)
+    assert without > 5.0 and with_penalty <= 1.0
+
+
+def test_clumping_penalty_is_never_evidence_and_ignores_steps_without_traffic() -> None:
+    from analyzer.core.stats.errors import clumping_penalty
+
+    d = simulate(Scenario(canary_rps=100.0, overdispersion=0.5, duration=300.0), 20, 3)
+    nc = d.nc.copy()
+    nc[:, 5:9] = 0.0  # the canary had no traffic (or its counters were reset) in these steps
+    penalty = clumping_penalty(d.xc, d.xb, nc, d.nb, d.t, 1.0)
+    assert (penalty >= 0).all()
+    assert np.allclose(penalty[:, 5:9], penalty[:, 4:5])  # nothing is added while the canary is away
+    no_canary = error_log_e(d.xc * 0, d.xb, nc * 0, d.nb, d.t)
+    assert np.allclose(no_canary, 0.0)  # no traffic is no evidence either way
+
+
+def test_clumping_cap_learns_clean_and_bursty_minutes_apart() -> None:
+    from analyzer.core.stats.errors import CLUMPING_PRIOR_CAP, clumping_cap
+
+    clean = simulate(Scenario(canary_rps=100.0, duration=900.0), 200, 21)
+    bursty = simulate(Scenario(canary_rps=100.0, overdispersion=0.5, duration=900.0), 200, 22)
+    cap_clean = clumping_cap(clean.xc, clean.xb, clean.nc, clean.nb, clean.t)
+    cap_bursty = clumping_cap(bursty.xc, bursty.xb, bursty.nc, bursty.nb, bursty.t)
+    assert (cap_clean[:, :2] == CLUMPING_PRIOR_CAP).all()  # nothing is known before two minutes
+    assert np.median(cap_clean[:, 10]) <= 0.01  # after ten clean minutes: little protection left
+    assert np.median(cap_bursty[:, 10]) >= 0.1  # the true rho is ~0.11
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(canary_rps=100.0, overdispersion=0.5, duration=900.0),
+    Scenario(canary_rps=100.0, overdispersion=0.2, duration=900.0),
+    Scenario(canary_rps=10.0, overdispersion=0.5),
+], ids=["100rps-cv0.5", "100rps-cv0.2", "10rps-cv0.5"])
+def test_false_rollbacks_stay_under_alpha_with_bursty_errors(scenario: Scenario) -> None:
+    assert _false_rollbacks(scenario, 300, seed=23) <= LIMIT
+
+
+def test_bursty_protection_still_catches_a_clean_regression_within_minutes() -> None:
+    d = simulate(Scenario(canary_rps=100.0, error_ratio=2.0, duration=600.0), 100, 24)
+    hit = first_crossing(error_log_e(d.xc, d.xb, d.nc, d.nb, d.t), math.log(1 / ALPHA))
+    assert (hit >= 0).all() and np.median(d.t[hit]) <= 240.0

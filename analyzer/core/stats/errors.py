@@ -13,13 +13,17 @@ Why this design (details in docs/statistics.md):
   ``log(1+x) <= x``), for any baseline rate. The grid average is therefore an e-process: the
   chance that it *ever* reaches ``1/alpha`` is at most alpha, however often it is looked at.
 * Bursty errors (overdispersion) break the "each error independent" premise: errors then arrive
-  in clumps that share a cause, and the split between arms varies more than binomially. We
-  measure that excess (a sandwich / Pearson estimate, lower confidence bound) on completed
-  blocks of one step, one minute and five minutes, and temper
-  every step's log-evidence by the inverse of the largest estimated dispersion factor (a
-  quasi-likelihood / "safe" learning rate; tempering by a predictable factor <= 1 keeps the
-  guarantee). With no excess this is 1 and costs nothing. It is estimated from past blocks only,
-  so it lags: strong clumping at high traffic needs a tolerance margin (docs/statistics.md §6).
+  in clumps that share a cause, and the split between arms varies more than binomially. Within
+  one-minute blocks the judge bets against a composite null -- beta-binomial splits with any
+  intra-class correlation up to a cap -- by subtracting, per block, the best log-likelihood gain
+  such a null has over the binomial one (``clumping_penalty``). That keeps the e-process exactly
+  valid under clumping up to the cap. The cap assumes a CV 0.5 per-minute multiplier until two
+  minutes are over (before that no clumping between minutes can be seen), then follows a
+  posterior over rho from the blocks seen, so clean runs lose the protection's cost within
+  minutes. On top, every step's log-evidence is tempered by an estimated dispersion at other
+  time scales (step, five minutes; a quasi-likelihood learning rate <= 1, which keeps validity).
+  The first minutes of bursty errors look exactly like a regression, so this protection costs
+  speed on real error regressions, most at high traffic (docs/statistics.md §6).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
+from scipy.special import betaln
 from scipy.stats import chi2
 
 from analyzer.core.stats.evalue import arm_share, log_mixture
@@ -47,6 +53,18 @@ BLOCK_SCALES: tuple[float, ...] = (60.0, 300.0)  # plus the step itself
 _PRIOR_BLOCKS = 1.0
 _DISPERSION_LEVEL = 0.85
 _MIN_EVENTS = 4.0  # mean events per block for an estimate at that block scale
+
+# Clumping between minutes (docs/statistics.md §6). A one-minute block's errors may be clumped
+# with intra-class correlation rho (a per-minute multiplier with CV 0.5 on each arm: rho ~ 0.11);
+# the e-process is made to hold against rho up to a cap: CLUMPING_PRIOR_CAP until two blocks have
+# ended (none can be measured before), then an upper posterior quantile from the blocks seen.
+CLUMPING_BLOCK = 60.0
+CLUMPING_PRIOR_CAP = 0.1
+CLUMPING_FLOOR_BLOCKS = 2
+CLUMPING_LEVEL = 0.75
+RHO_GRID: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3)
+RHO_PRIOR: tuple[float, ...] = (0.5, 0.1, 0.1, 0.1, 0.1, 0.1)
+BB_GRID: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)  # nulls the penalty maximises over
 
 
 def q_of(ratio: float | Array, share: Array) -> Array:
@@ -98,6 +116,85 @@ def _dispersion_at(x: Array, y: Array, nc: Array, nb: Array, t: Array, block: fl
     return np.asarray(np.where(done >= 0, np.take(phi, np.maximum(done, 0), axis=-1), 1.0), dtype=np.float64)
 
 
+def _blocks(t: Array, block: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Block id of every step and the first step of every block (blocks of ``block`` seconds)."""
+    ids = np.maximum(np.ceil(t / block - 1e-9) - 1, 0).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    return np.searchsorted(starts, np.arange(len(t)), side="right") - 1, starts
+
+
+def clumping_cap(x: Array, y: Array, nc: Array, nb: Array, t: Array) -> Array:
+    """The largest clumping ``rho`` each one-minute block is protected against, ``[..., B]``.
+
+    ``rho`` is the intra-class correlation of a block's errors: the canary's count among the
+    block's K errors varies ``phi = 1 + rho (K - 1)`` times more than binomially (a beta-binomial).
+    Until ``CLUMPING_FLOOR_BLOCKS`` blocks have ended the cap is ``CLUMPING_PRIOR_CAP`` (nothing
+    can be known about clumping between minutes before two of them have been seen). Afterwards it
+    is the ``CLUMPING_LEVEL`` quantile of a posterior over ``RHO_GRID``: prior ``RHO_PRIOR``,
+    quasi-likelihood of each earlier block's Pearson residual (``~ phi chi2_1``) around the ratio
+    fitted through that block, its leverage removed so that the fit does not pass for "no
+    clumping". Block j only uses blocks before it: the cap is predictable.
+    """
+    _, starts = _blocks(t, CLUMPING_BLOCK)
+    bx, by = np.add.reduceat(x, starts, axis=-1), np.add.reduceat(y, starts, axis=-1)
+    bnc, bnb = np.add.reduceat(nc, starts, axis=-1), np.add.reduceat(nb, starts, axis=-1)
+    share, valid = arm_share(bnc, bnb)
+    k = np.where(valid, bx + by, 0.0)
+    cx, cy = np.cumsum(np.where(valid, bx, 0.0), axis=-1), np.cumsum(np.where(valid, by, 0.0), axis=-1)
+    cnc, cnb = np.cumsum(np.where(valid, bnc, 0.0), axis=-1), np.cumsum(np.where(valid, bnb, 0.0), axis=-1)
+    q = q_of(((cx + 0.5) / (cnc + 1.0)) / ((cy + 0.5) / (cnb + 1.0)), share)
+    info = k * q * (1.0 - q)
+    pearson = np.where(info > 0, (bx - k * q) ** 2 / np.where(info > 0, info, 1.0), 0.0)
+    leverage = np.where(info > 0, info / np.maximum(np.cumsum(info, axis=-1), 1e-12), 1.0)
+    rho = np.asarray(RHO_GRID).reshape((-1,) + (1,) * k.ndim)
+    phi = 1.0 + rho * np.maximum(k - 1.0, 0.0)[None]
+    loglik = np.where(k[None] >= 2.0, -0.5 * (1.0 - leverage)[None] * np.log(phi) - 0.5 * pearson[None] / phi, 0.0)
+    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
+    post = np.log(np.asarray(RHO_PRIOR) / sum(RHO_PRIOR)).reshape(rho.shape) + before
+    post = np.exp(post - post.max(axis=0, keepdims=True))
+    cdf = np.cumsum(post / post.sum(axis=0, keepdims=True), axis=0)
+    cap = np.asarray(RHO_GRID)[np.minimum((cdf < CLUMPING_LEVEL).sum(axis=0), len(RHO_GRID) - 1)]
+    early = np.arange(cap.shape[-1]) < CLUMPING_FLOOR_BLOCKS
+    return np.asarray(np.where(early, np.maximum(cap, CLUMPING_PRIOR_CAP), cap), dtype=np.float64)
+
+
+def clumping_penalty(x: Array, y: Array, nc: Array, nb: Array, t: Array, tolerance: float) -> Array:
+    """log-evidence ``[..., T]`` to take off the binomial e-process so it holds under clumping.
+
+    Per one-minute block, on its counts so far: ``max over rho <= cap`` of
+    ``log BetaBinomial(X | K, q0, rho) - log Binomial(X | K, q0)`` (>= 0: rho = 0 is included).
+    The binomial e-process minus the sum of these is, for every r of the grid,
+    ``prod_blocks P_r(block) / max_rho P_rho(block)``, which is at most the likelihood ratio
+    against the *true* null rho, a test martingale: an e-process under every null with clumping
+    up to the cap, exactly (docs/statistics.md §6). With no clumping the cap falls and so does the
+    penalty. Steps where an arm had no traffic carry nothing, as in the e-process itself.
+    """
+    _, ok = arm_share(nc, nb)
+    x, y, nc, nb = (np.where(ok, a, 0.0) for a in (x, y, nc, nb))
+    cap = clumping_cap(x, y, nc, nb, t)
+    ids, starts = _blocks(t, CLUMPING_BLOCK)
+
+    def so_far(a: Array) -> Array:  # the block's running total through each step
+        c = np.cumsum(a, axis=-1)
+        offset = np.concatenate([np.zeros_like(c[..., :1]), c[..., :-1]], axis=-1)[..., starts]
+        return np.asarray(c - np.take(offset, ids, axis=-1), dtype=np.float64)
+
+    bx, by, bnc, bnb = so_far(x), so_far(y), so_far(nc), so_far(nb)
+    share, valid = arm_share(bnc, bnb)
+    q0 = q_of(tolerance, share)
+    k = bx + by
+    cap_i = np.take(cap, ids, axis=-1)
+    worst = np.zeros_like(bx)
+    for rho in BB_GRID:
+        a, b = q0 * (1.0 / rho - 1.0), (1.0 - q0) * (1.0 / rho - 1.0)
+        gain = betaln(a + bx, b + k - bx) - betaln(a, b) - bx * np.log(q0) - (k - bx) * np.log1p(-q0)
+        worst = np.where(valid & (cap_i >= rho - 1e-12), np.maximum(worst, gain), worst)
+    ends = np.r_[starts[1:], len(t)] - 1
+    final = worst[..., ends]
+    earlier = np.concatenate([np.zeros_like(final[..., :1]), np.cumsum(final, axis=-1)[..., :-1]], axis=-1)
+    return np.asarray(worst + np.take(earlier, ids, axis=-1), dtype=np.float64)
+
+
 def dispersion_eta(x: Array, y: Array, nc: Array, nb: Array, t: Array) -> Array:
     """Learning rate per step in (0, 1]: 1 / the largest dispersion factor seen at any block scale.
 
@@ -131,6 +228,7 @@ def error_log_e(
     start = np.r_[0.0, t[:-1]]
     valid = valid & (start >= warmup)
     eta = dispersion_eta(x, y, nc, nb, t) if temper else np.ones_like(share)
+    penalty = clumping_penalty(x, y, nc, nb, t, tolerance) if temper else 0.0
     q0 = q_of(tolerance, share)
     logs = []
     for r in RATIO_GRID:
@@ -138,7 +236,7 @@ def error_log_e(
         step = x * np.log(q / q0) + y * np.log((1.0 - q) / (1.0 - q0))
         logs.append(np.cumsum(np.where(valid, eta * step, 0.0), axis=-1))
     weights = np.asarray(RATIO_WEIGHTS)
-    return log_mixture(np.stack(logs), np.log(weights / weights.sum()))
+    return log_mixture(np.stack(logs), np.log(weights / weights.sum())) - penalty
 
 
 @dataclass(frozen=True)
