@@ -185,13 +185,14 @@ def test_clumping_penalty_is_never_evidence_and_ignores_steps_without_traffic() 
 
 
 def test_clumping_cap_learns_clean_and_bursty_minutes_apart() -> None:
-    from analyzer.core.stats.errors import CLUMPING_PRIOR_CAP, clumping_cap
+    from analyzer.core.stats.errors import CLUMPING_FLOOR_BLOCKS, CLUMPING_PRIOR_CAP, clumping_cap
 
     clean = simulate(Scenario(canary_rps=100.0, duration=900.0), 200, 21)
     bursty = simulate(Scenario(canary_rps=100.0, overdispersion=0.5, duration=900.0), 200, 22)
     cap_clean = clumping_cap(clean.xc, clean.xb, clean.nc, clean.nb, clean.t)
     cap_bursty = clumping_cap(bursty.xc, bursty.xb, bursty.nc, bursty.nb, bursty.t)
-    assert (cap_clean[:, :2] == CLUMPING_PRIOR_CAP).all()  # nothing is known before two minutes
+    # nothing is known about clumping between minutes before a minute has ended
+    assert (cap_clean[:, :CLUMPING_FLOOR_BLOCKS] == CLUMPING_PRIOR_CAP).all()
     assert np.median(cap_clean[:, 10]) <= 0.01  # after ten clean minutes: little protection left
     assert np.median(cap_bursty[:, 10]) >= 0.1  # the true rho is ~0.11
 
