@@ -216,3 +216,18 @@ def test_report_command(prometheus: LocalPrometheus, stored: tuple[LocalRolloutS
     store.path("default", "demo-bad").write_text("{")
     broken = run_cli("report", "--store", str(store.directory), "--name", "demo-bad", "--out", str(out))
     assert broken.returncode == 2 and "demo-bad.json: not valid JSON" in broken.stderr
+
+
+def test_canary_line_ends_at_a_rollback_not_at_a_promotion() -> None:
+    """After a rollback the canary serves nothing; its rate window would otherwise draw the last
+    traffic it had as a flat live line up to the end of the plot."""
+    from analyzer.report.history import DecisionPoint, History
+    from analyzer.report.plots import canary_until_rollback
+
+    points = [(100.0, 0.2), (110.0, 0.3), (120.0, 0.3), (130.0, 0.3)]
+    rolled_back = History("ml", "inference", "Degraded", "", decision=DecisionPoint(115.0, "rolled back", "judge"))
+    promoted = History("ml", "inference", "Healthy", "", decision=DecisionPoint(115.0, "promoted", ""))
+    running = History("ml", "inference", "Progressing", "")
+    assert canary_until_rollback(points, rolled_back) == points[:2]
+    assert canary_until_rollback(points, promoted) == points
+    assert canary_until_rollback(points, running) == points

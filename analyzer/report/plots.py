@@ -54,14 +54,22 @@ def _finish(fig: Figure, ax: Axes, h: History, t0: float, title: str, ylabel: st
     return path
 
 
+def canary_until_rollback(points: Points, h: History) -> Points:
+    """The canary's points up to a rollback: after it the canary serves nothing, and what a
+    rate window still shows is the last traffic it had, which would read as a live flat line."""
+    if h.decision is None or h.decision.kind == "promoted":
+        return points
+    return [(t, v) for t, v in points if t <= h.decision.ts]
+
+
 def metric_plot(h: History, series: Series, t0: float, which: str, path: Path, xlim: tuple[float, float]) -> Path:
     fig, ax = plt.subplots(figsize=(9, 3.6))
     if which == "error_rate":
-        drawn = [_line(ax, series.canary_error_rate, t0, 100, CANARY, "canary"),
+        drawn = [_line(ax, canary_until_rollback(series.canary_error_rate, h), t0, 100, CANARY, "canary"),
                  _line(ax, series.baseline_error_rate, t0, 100, BASELINE, "baseline (stable)")]
         title, ylabel = "Error rate: canary vs baseline", "5xx share of requests (%)"
     else:
-        drawn = [_line(ax, series.canary_p99, t0, 1000, CANARY, "canary"),
+        drawn = [_line(ax, canary_until_rollback(series.canary_p99, h), t0, 1000, CANARY, "canary"),
                  _line(ax, series.baseline_p99, t0, 1000, BASELINE, "baseline (stable)")]
         title, ylabel = "p99 latency: canary vs baseline", "p99 latency (ms)"
     ax.set_ylim(bottom=0)
