@@ -3,7 +3,8 @@
 The grid of ../shared/statistics.md §5: canary traffic 1, 10, 100 req/s (baseline the same);
 A/A; errors x1.5, x2, x5; p99 +10% / +25% as a scale shift and as a tail-only shift; and the
 realism scenarios (baseline error rate varying per rollout, shared drift, overdispersed errors,
-canary warm-up, traffic share 5% -> 25% -> 50%, 0.1 req/s). 30-minute horizon, 10 s steps,
+canary warm-up, traffic share 5% -> 25% -> 50%, latency that moves by the minute on each arm,
+0.1 req/s). 30-minute horizon, 10 s steps,
 deterministic seeds. Judges:
 
 * ours: the default judge config (error-rate + latency, one alpha = 0.05 for the rollout,
@@ -88,6 +89,9 @@ def grid(runs_aa: int, runs_ab: int) -> list[Cell]:
             seed += 1
             cells.append(Cell(rps, f"A/A overdispersed (CV {cv}), tolerance 1.2", replace(base, overdispersion=cv),
                               "aa", runs_aa, seed, tolerance=1.2))
+        # own seeds, so that adding it left every other cell's numbers as they were
+        cells.append(Cell(rps, "A/A latency jitter (2%/min)", replace(base, latency_jitter=0.02), "aa", runs_aa,
+                          7000 + int(rps)))
     cells.append(Cell(0.1, "A/A", Scenario(canary_rps=0.1), "aa", runs_aa, 9999))
     return cells
 

@@ -32,6 +32,8 @@ class Scenario:
     overriding the rates' split. ``overdispersion``: CV of a per-minute gamma multiplier on each
     arm's error rate. ``drift``: sd per step of a log random walk shared by both arms (load and
     error rate). ``warmup``: (factor, seconds) canary latency x factor decaying linearly to x1.
+    ``latency_jitter``: sd of a per-minute shift of log latency, independent per arm (a GC pause,
+    a noisy neighbour: latency that moves by the minute on one arm without a regression).
     """
 
     canary_rps: float = 10.0
@@ -47,6 +49,7 @@ class Scenario:
     overdispersion: float = 0.0
     warmup: tuple[float, float] | None = None
     share_steps: tuple[tuple[float, float], ...] = ()
+    latency_jitter: float = 0.0
     duration: float = 1800.0
     step: float = 10.0
 
@@ -105,8 +108,17 @@ def simulate(s: Scenario, runs: int, seed: int, bounds: Array = ISTIO_BOUNDS) ->
     if s.warmup is not None:
         factor, length = s.warmup
         med_c = med_c * (1 + (factor - 1) * np.clip(1 - (t - s.step / 2) / length, 0, None))
-    hc = rng.multinomial(nc, _bucket_probs(med_c, sigma_c, bounds)[None, :, :])
-    hb = rng.multinomial(nb, _bucket_probs(np.array([s.median]), s.sigma, bounds)[0])
+    if s.latency_jitter > 0:
+        minute = np.minimum((t - s.step) // 60, steps).astype(int)
+        n_min = int(minute.max()) + 1
+        shift_c = np.exp(rng.normal(0.0, s.latency_jitter, (runs, n_min)))[:, minute]
+        shift_b = np.exp(rng.normal(0.0, s.latency_jitter, (runs, n_min)))[:, minute]
+        probs_c = _bucket_probs((med_c[None, :] * shift_c).reshape(-1), sigma_c, bounds).reshape(runs, steps, -1)
+        probs_b = _bucket_probs((s.median * shift_b).reshape(-1), s.sigma, bounds).reshape(runs, steps, -1)
+        hc, hb = rng.multinomial(nc, probs_c), rng.multinomial(nb, probs_b)
+    else:
+        hc = rng.multinomial(nc, _bucket_probs(med_c, sigma_c, bounds)[None, :, :])
+        hb = rng.multinomial(nb, _bucket_probs(np.array([s.median]), s.sigma, bounds)[0])
     f = np.float64
     return SimData(t.astype(f), nc.astype(f), nb.astype(f), xc.astype(f), xb.astype(f), hc.astype(f),
                    hb.astype(f), bounds)

@@ -17,6 +17,10 @@ Why this design (details in docs/statistics.md):
   Scores come from pooled counts of *earlier* steps only, so every bet is predictable.
 * Warm-up: a canary that starts cold is slower for a while, then not. No valid test can tell
   that from a regression while it lasts, so steps that start inside the warm-up are not bet on.
+* Jitter: latency that moves by the minute on one arm (a GC pause, a noisy neighbour) makes a
+  minute's labels depend on each other, and at high traffic one slow minute looks like a
+  regression. Each family's bets are tempered by an estimated per-minute dispersion
+  (``block_dispersion``); the warm-up's minutes already feed the estimate.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtri
 
 from analyzer.core.stats.evalue import arm_share, log_mixture, log_sigmoid
@@ -77,15 +82,81 @@ def _tilt(freq: Array, score: Array, theta: float) -> Array:
     return np.asarray(raw - norm, dtype=np.float64)
 
 
-def _bet_path(hc: Array, hb: Array, null_logit: Array, tilt: Array, use: Array) -> Array:
-    """Cumulative log-likelihood ratio of the label bet with canary log-odds ``null_logit + tilt``."""
+def _bet_path(hc: Array, hb: Array, null_logit: Array, tilt: Array, use: Array, eta: Array | float = 1.0) -> Array:
+    """Cumulative log-likelihood ratio of the label bet with canary log-odds ``null_logit + tilt``,
+    each step's tempered by ``eta``."""
     alt = null_logit + tilt
     step = hc * (log_sigmoid(alt) - log_sigmoid(null_logit)) + hb * (log_sigmoid(-alt) - log_sigmoid(-null_logit))
-    return np.cumsum(np.where(use, step.sum(axis=-1), 0.0), axis=-1)
+    return np.cumsum(np.where(use, eta * step.sum(axis=-1), 0.0), axis=-1)
+
+
+# Latency that moves by the minute on one arm (a GC pause, a noisy neighbour, one slow pod)
+# makes the arm labels of a minute's requests depend on each other, and at high traffic one slow
+# minute looks like a regression. Model: in minute m the canary's tilt is off by a random theta_m
+# with variance c (in the family's score units), so a block's score statistic U (binomial
+# variance V) has variance V (1 + V c): the damage grows with traffic, as for clumped errors.
+# Each family's bets are tempered by 1 / (1 + V c), c an upper quantile of a posterior over
+# C_GRID from the blocks seen (quasi-likelihood; a predictable learning rate <= 1 keeps the
+# e-process valid when c is not underestimated). c = 8 s^2 for a per-minute shift of sd s on
+# log latency with sigma 0.5: 0.003 for s = 2%, 0.02 for s = 5%. At 1 req/s V c is tiny whatever
+# c is, so low traffic pays (almost) nothing.
+DISPERSION_BLOCK = 60.0
+C_GRID: tuple[float, ...] = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+C_PRIOR: tuple[float, ...] = (0.7, 0.3 / 7, 0.3 / 7, 0.3 / 7, 0.3 / 7, 0.3 / 7, 0.3 / 7, 0.3 / 7)
+C_LEVEL_EARLY = 0.95
+C_LEVEL_LATE = 0.5
+C_LEVEL_BLOCKS = 15.0
+
+
+def block_dispersion(hc: Array, hb: Array, share: Array, valid: npt.NDArray[np.bool_], score: Array, t: Array) -> Array:
+    """Dispersion factor ``[..., T]`` (>= 1) to temper each step's bets on ``score`` by.
+
+    Per one-minute block B: the score statistic ``U = sum_k (canary_k - n_k rho) s_k`` and its
+    binomial variance ``V``. Without minute-level effects ``(U - theta V)^2 / V ~ chi2_1`` around
+    the fitted tilt ``theta`` (so a steady regression is not taken for dispersion); with them it
+    is ``(1 + V c)`` times that, c in the score's own units; written ``1 + W c`` with
+    ``W = sum n rho (1 - rho)`` and c per unit of score variance. The cap on c for block j uses
+    only blocks before it; W (a function of the request counts, which the bets condition on) is
+    the larger of the previous block's and the current block's so far.
+    """
+    n = hc + hb
+    sh = np.where(valid, share, 0.0)[..., None]
+    # centred on the step's mean score: the step's share is its own, so labels are conditioned on
+    # their total and only the score's spread within the step carries information
+    centred = score - (n * score).sum(axis=-1, keepdims=True) / np.maximum(n.sum(axis=-1, keepdims=True), 1.0)
+    u = np.where(valid, ((hc - n * sh) * centred).sum(axis=-1), 0.0)
+    v = np.where(valid, (n * sh * (1.0 - sh) * centred**2).sum(axis=-1), 0.0)
+    # c is in standardised score units (per unit of score variance), so one grid and one prior
+    # serve both families: the damage scales with the requests' binomial weight, not the score's
+    w = np.where(valid, n.sum(axis=-1) * sh[..., 0] * (1.0 - sh[..., 0]), 0.0)
+    ids = np.maximum(np.ceil(t / DISPERSION_BLOCK - 1e-9) - 1, 0).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    step_block = np.searchsorted(starts, np.arange(len(t)), side="right") - 1
+    bu, bv = np.add.reduceat(u, starts, axis=-1), np.add.reduceat(v, starts, axis=-1)
+    bw = np.add.reduceat(w, starts, axis=-1)
+    cu, cv, cw = np.cumsum(bu, axis=-1), np.cumsum(bv, axis=-1), np.cumsum(bw, axis=-1)
+    theta = cu / np.maximum(cv, 1e-12)
+    info = bv > 1e-9
+    resid = np.where(info, (bu - theta * bv) ** 2 / np.where(info, bv, 1.0), 0.0)
+    keep = np.where(info, 1.0 - bv / np.maximum(cv, 1e-12), 0.0)  # the fit's leverage removed
+    c = np.asarray(C_GRID).reshape((-1,) + (1,) * bu.ndim)
+    phi = 1.0 + bw[None] * c
+    loglik = keep[None] * (-0.5 * np.log(phi) - 0.5 * resid[None] / phi)
+    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
+    post = np.log(np.asarray(C_PRIOR) / sum(C_PRIOR)).reshape(c.shape) + before
+    post = np.exp(post - post.max(axis=0, keepdims=True))
+    cdf = np.cumsum(post / post.sum(axis=0, keepdims=True), axis=0)
+    seen = np.arange(bu.shape[-1])
+    level = C_LEVEL_LATE + (C_LEVEL_EARLY - C_LEVEL_LATE) * np.exp(-seen / C_LEVEL_BLOCKS)
+    cap = np.asarray(C_GRID)[np.minimum((cdf < level).sum(axis=0), len(C_GRID) - 1)]
+    so_far = np.cumsum(w, axis=-1) - np.take(np.concatenate([np.zeros_like(cw[..., :1]), cw[..., :-1]], axis=-1), step_block, axis=-1)
+    previous = np.take(np.concatenate([np.zeros_like(bw[..., :1]), bw[..., :-1]], axis=-1), step_block, axis=-1)
+    return np.asarray(1.0 + np.maximum(so_far, previous) * np.take(cap, step_block, axis=-1), dtype=np.float64)
 
 
 def latency_log_e(
-    hc: Array, hb: Array, t: Array, bounds: Array, *, tolerance: float = 1.0, warmup: float = 0.0
+    hc: Array, hb: Array, t: Array, bounds: Array, *, tolerance: float = 1.0, warmup: float = 0.0,
+    temper: bool = True,
 ) -> Array:
     """log e-process path ``[..., T]`` against "the canary is not slower than the baseline".
 
@@ -105,14 +176,15 @@ def latency_log_e(
         top = shift.max(axis=-1, keepdims=True)
         base = base + shift - (top + np.log((freq * np.exp(shift - top)).sum(axis=-1, keepdims=True)))
     upper_tail = np.clip(z, 0.0, None) ** _TAIL_POWER
-    families: list[tuple[str, list[Array]]] = [
-        ("location", [_tilt(freq, z, th) for th in LOCATION_GRID]),
-        ("tail", [_tilt(freq, upper_tail, th) for th in TAIL_GRID]),
+    families: list[tuple[str, Array, list[Array]]] = [
+        ("location", z, [_tilt(freq, z, th) for th in LOCATION_GRID]),
+        ("tail", upper_tail, [_tilt(freq, upper_tail, th) for th in TAIL_GRID]),
     ]
     paths, weights = [], []
-    for name, tilts in families:
+    for name, score, tilts in families:
+        eta = 1.0 / block_dispersion(hc, hb, share, valid, score, t) if temper else 1.0
         for tilt in tilts:
-            paths.append(_bet_path(hc, hb, base, tilt, use))
+            paths.append(_bet_path(hc, hb, base, tilt, use, eta))
             weights.append(FAMILY_WEIGHTS[name] / len(tilts))
     return log_mixture(np.stack(paths), np.log(np.asarray(weights)))
 
