@@ -35,7 +35,7 @@ import numpy.typing as npt
 from scipy.special import betaln
 from scipy.stats import chi2
 
-from analyzer.core.stats.evalue import arm_share, log_mixture
+from analyzer.core.stats.evalue import arm_share, log_mixture, predictable_upper_quantile
 from analyzer.core.stats.steps import Array
 
 # Ratios (above the tolerance) the mixture bets on, and their prior weights. The price of not
@@ -157,13 +157,8 @@ def clumping_cap(x: Array, y: Array, nc: Array, nb: Array, t: Array) -> Array:
     rho = np.asarray(RHO_GRID).reshape((-1,) + (1,) * k.ndim)
     phi = 1.0 + rho * np.maximum(k - 1.0, 0.0)[None]
     loglik = np.where(k[None] >= 2.0, -0.5 * (1.0 - leverage)[None] * np.log(phi) - 0.5 * pearson[None] / phi, 0.0)
-    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
-    post = np.log(np.asarray(RHO_PRIOR) / sum(RHO_PRIOR)).reshape(rho.shape) + before
-    post = np.exp(post - post.max(axis=0, keepdims=True))
-    cdf = np.cumsum(post / post.sum(axis=0, keepdims=True), axis=0)
-    seen = np.arange(cdf.shape[-1])  # blocks before this one
-    level = CLUMPING_LEVEL_LATE + (CLUMPING_LEVEL_EARLY - CLUMPING_LEVEL_LATE) * np.exp(-seen / CLUMPING_LEVEL_BLOCKS)
-    cap = np.asarray(RHO_GRID)[np.minimum((cdf < level).sum(axis=0), len(RHO_GRID) - 1)]
+    cap = predictable_upper_quantile(loglik, RHO_GRID, RHO_PRIOR, early=CLUMPING_LEVEL_EARLY,
+                                     late=CLUMPING_LEVEL_LATE, blocks=CLUMPING_LEVEL_BLOCKS)
     early = np.arange(cap.shape[-1]) < CLUMPING_FLOOR_BLOCKS
     return np.asarray(np.where(early, CLUMPING_PRIOR_CAP, cap), dtype=np.float64)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 from scipy.special import logsumexp
@@ -44,3 +46,23 @@ def arm_share(canary: Array, baseline: Array) -> tuple[Array, npt.NDArray[np.boo
 def log_sigmoid(x: Array) -> Array:
     """log(1 / (1 + exp(-x))) without overflow."""
     return np.asarray(-np.logaddexp(0.0, -x), dtype=np.float64)
+
+
+def predictable_upper_quantile(loglik: Array, grid: Sequence[float], prior: Sequence[float], *,
+                               early: float, late: float, blocks: float) -> Array:
+    """Per block ``[..., B]``: an upper quantile of the posterior over ``grid`` from the blocks
+    *before* it (``loglik``: ``[G, ..., B]``, each block's log-likelihood of each grid value).
+
+    The level starts at ``early`` and relaxes towards ``late`` over about ``blocks`` blocks: one
+    block carries little information about a variance, so the first caps must be cautious, and a
+    fixed high level would keep charging clean runs long after the data have spoken. Block j never
+    sees itself or later blocks, so whatever uses the cap stays predictable.
+    """
+    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
+    shape = (-1,) + (1,) * (loglik.ndim - 1)
+    post = np.log(np.asarray(prior) / sum(prior)).reshape(shape) + before
+    post = np.exp(post - post.max(axis=0, keepdims=True))
+    cdf = np.cumsum(post / post.sum(axis=0, keepdims=True), axis=0)
+    seen = np.arange(loglik.shape[-1])
+    level = late + (early - late) * np.exp(-seen / blocks)
+    return np.asarray(np.asarray(grid)[np.minimum((cdf < level).sum(axis=0), len(grid) - 1)], dtype=np.float64)

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
-from analyzer.core.stats.evalue import arm_share, log_mixture, log_sigmoid
+from analyzer.core.stats.evalue import arm_share, log_mixture, log_sigmoid, predictable_upper_quantile
 from analyzer.core.stats.steps import Array
 
 # Tilts the mixtures bet on: location in normal-score units (0.2 is about a 10% slower log-normal
@@ -142,13 +142,8 @@ def block_dispersion(hc: Array, hb: Array, share: Array, valid: npt.NDArray[np.b
     c = np.asarray(C_GRID).reshape((-1,) + (1,) * bu.ndim)
     phi = 1.0 + bw[None] * c
     loglik = keep[None] * (-0.5 * np.log(phi) - 0.5 * resid[None] / phi)
-    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
-    post = np.log(np.asarray(C_PRIOR) / sum(C_PRIOR)).reshape(c.shape) + before
-    post = np.exp(post - post.max(axis=0, keepdims=True))
-    cdf = np.cumsum(post / post.sum(axis=0, keepdims=True), axis=0)
-    seen = np.arange(bu.shape[-1])
-    level = C_LEVEL_LATE + (C_LEVEL_EARLY - C_LEVEL_LATE) * np.exp(-seen / C_LEVEL_BLOCKS)
-    cap = np.asarray(C_GRID)[np.minimum((cdf < level).sum(axis=0), len(C_GRID) - 1)]
+    cap = predictable_upper_quantile(loglik, C_GRID, C_PRIOR, early=C_LEVEL_EARLY, late=C_LEVEL_LATE,
+                                     blocks=C_LEVEL_BLOCKS)
     so_far = np.cumsum(w, axis=-1) - np.take(np.concatenate([np.zeros_like(cw[..., :1]), cw[..., :-1]], axis=-1), step_block, axis=-1)
     previous = np.take(np.concatenate([np.zeros_like(bw[..., :1]), bw[..., :-1]], axis=-1), step_block, axis=-1)
     return np.asarray(1.0 + np.maximum(so_far, previous) * np.take(cap, step_block, axis=-1), dtype=np.float64)
