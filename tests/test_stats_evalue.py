@@ -260,3 +260,22 @@ def test_latency_protection_still_catches_a_steady_regression() -> None:
     d = simulate(Scenario(canary_rps=10.0, p99_scale=1.1, duration=900.0), 100, 33)
     hit = first_crossing(latency_log_e(d.hc, d.hb, d.t, d.bounds, warmup=120.0), math.log(1 / ALPHA))
     assert (hit >= 0).mean() >= 0.98 and np.median(d.t[hit[hit >= 0]]) <= 420.0
+
+
+def test_posterior_caps_are_predictable_and_start_cautious() -> None:
+    """Block j's cap uses blocks before j only (changing block j and later leaves it unchanged),
+    the first block's cap is the prior's `early` quantile, and strong evidence moves it."""
+    from analyzer.core.stats.evalue import predictable_upper_quantile
+
+    grid, prior = (0.0, 0.1, 1.0), (0.6, 0.2, 0.2)
+    rng = np.random.default_rng(40)
+    loglik = rng.normal(size=(3, 5, 8))
+    caps = predictable_upper_quantile(loglik, grid, prior, early=0.95, late=0.5, blocks=4.0)
+    changed = loglik.copy()
+    changed[..., 5:] += rng.normal(size=(3, 5, 3)) * 10
+    again = predictable_upper_quantile(changed, grid, prior, early=0.95, late=0.5, blocks=4.0)
+    assert np.array_equal(caps[..., :6], again[..., :6]) and not np.array_equal(caps, again)
+    assert (caps[..., 0] == 1.0).all()  # prior cdf 0.6, 0.8, 1.0: the 95% quantile is the top
+    favour_zero = np.zeros((3, 1, 8))
+    favour_zero[1:] = -5.0  # every block says "not 0.1, not 1"
+    assert predictable_upper_quantile(favour_zero, grid, prior, early=0.95, late=0.5, blocks=4.0)[0, -1] == 0.0
