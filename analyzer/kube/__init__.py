@@ -11,7 +11,8 @@ Each module implements one port of :mod:`analyzer.ports` over the official clien
 * ``events``    :class:`~analyzer.ports.EventSink` (core/v1 Events on the ModelRollout)
 * ``lease``     leader election (Leases in the controller's own namespace)
 
-This module imports nothing heavy: the CLI may read :data:`API_ACCESS` without loading the client.
+This module imports nothing heavy: the CLI may read :data:`API_ACCESS` (and :data:`SERVE_ACCESS`)
+without loading the client.
 """
 
 from __future__ import annotations
@@ -50,4 +51,18 @@ LEASE_ACCESS: frozenset[tuple[str, str, str]] = frozenset({
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "update"),
+})
+
+# What `analyzer serve` sends, for its Slack actions only (server/cli.py builds a KubeRolloutStore
+# and KubeEvents for server/slack.py; the verdicts never call the API). deploy/serve.yaml grants
+# exactly this set to its own ServiceAccount; tests/test_kube_serve_manifests.py compares both
+# ways and drives every Slack verb through `analyzer serve` against the fake API server.
+SERVE_ACCESS: frozenset[tuple[str, str, str]] = frozenset({
+    # rollouts.py via controller/actions.py: /rollout status and every verb read the rollout
+    # (update hash and step), then a merge patch of spec.requests / spec.paused
+    ("rollouts.analyzer.dev", "modelrollouts", "get"),
+    ("rollouts.analyzer.dev", "modelrollouts", "patch"),
+    # events.py: the audit Event of each action; its message carries the action's unique token,
+    # so it never repeats and is never patched
+    ("", "events", "create"),
 })

@@ -92,7 +92,7 @@ def serve(listen: str, prometheus_url: str, token_file: Path | None, no_auth: bo
 def _slack(store_dir: Path | None, kubeconfig: str | None, context: str | None) -> tuple[list[Any], Any]:
     """The Slack endpoints when ``SLACK_SIGNING_SECRET`` is set (docs/slack.md), acting on the
     local store or on ModelRollouts in the cluster, audited as events there."""
-    if not os.environ.get("SLACK_SIGNING_SECRET"):
+    if not (os.environ.get("SLACK_SIGNING_SECRET") or "").strip():  # a Secret holding only a newline: off
         return [], None
     from analyzer.server.slack import SlackConfigError, slack_from_env
 
