@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,9 @@ class HealthServer:
         self.httpd.server_close()
 
 
-def health_server() -> Iterator[HealthServer]:
+@pytest.fixture
+def health() -> Iterator[HealthServer]:
+    """A HealthServer for the test, closed afterwards (a fixture: conftest.py re-exports it)."""
     server = HealthServer()
     try:
         yield server

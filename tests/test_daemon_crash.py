@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,15 +39,6 @@ ANALYSIS_STEP = 3
 SEED = 20240917
 MIN_KILLS = 50
 WAVE = ["a", "b", "c", "d", "bad"]  # "bad" answers 0.2: its analysis fails and it rolls back
-
-
-@pytest.fixture
-def health() -> Iterator[HealthServer]:
-    server = HealthServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def daemon(kubeconfig: str, log: Any) -> subprocess.Popen[bytes]:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,15 +29,6 @@ LEASE_DURATION = 4.0
 RETRY = 0.5
 NAMES = ["l1", "l2", "l3", "l4", "lbad"]
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
-
-
-@pytest.fixture
-def health() -> Iterator[HealthServer]:
-    server = HealthServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def daemon(kubeconfig: str, identity: str, log: Any) -> subprocess.Popen[bytes]:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,15 +41,6 @@ from analyzer.kube.templates import KubeTemplates
 from analyzer.localprom import free_port
 
 WITH_CRD = [{"crds": [DEFAULT_CRDS_DIR, str(MODELROLLOUT_CRD)]}]
-
-
-@pytest.fixture
-def health() -> Iterator[HealthServer]:
-    server = HealthServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # ---------------------------------------------------------------------- queue
