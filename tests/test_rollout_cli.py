@@ -70,6 +70,12 @@ def cli(kube: Any, *args: str, timeout: float = 60) -> subprocess.CompletedProce
     return run_cli(*args, "--kubeconfig", kube.cli_kubeconfig, timeout=timeout)
 
 
+def cli_background(kube: Any, *args: str) -> subprocess.Popen[str]:
+    """The CLI still running (watch, status waiting), for the test to change things under it."""
+    return subprocess.Popen([*analyzer_cmd(), *args, "--kubeconfig", kube.cli_kubeconfig], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def spec(kube: Any, name: str = "inference", namespace: str = "default") -> dict[str, Any]:
     obj = kube.get(*MR, name, namespace)
     assert obj is not None
@@ -104,9 +110,7 @@ def test_get_rollout_shows_summary_steps_and_runs(kube: Any) -> None:
 
 
 def test_get_rollout_watch_follows_until_it_completes(kube: Any) -> None:
-    proc = subprocess.Popen([*analyzer_cmd(), "get", "rollout", "inference", "-w", "--poll-interval", "0.2",
-                             "--kubeconfig", kube.cli_kubeconfig], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = cli_background(kube, "get", "rollout", "inference", "-w", "--poll-interval", "0.2")
     try:
         time.sleep(2.0)
         assert proc.poll() is None, proc.communicate()  # still watching a paused rollout
@@ -175,9 +179,7 @@ def test_status_exit_codes(kube: Any) -> None:
 
 
 def test_status_waits_and_prints_each_change(kube: Any) -> None:
-    proc = subprocess.Popen([*analyzer_cmd(), "status", "inference", "--timeout", "30s", "--poll-interval", "0.1",
-                             "--kubeconfig", kube.cli_kubeconfig], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = cli_background(kube, "status", "inference", "--timeout", "30s", "--poll-interval", "0.1")
     try:
         time.sleep(1.5)
         kube.set_status(*MR, "inference", {"phase": "Progressing", "message": "step 3: weight 50", "currentStepIndex": 3,
@@ -290,9 +292,7 @@ def test_status_rides_out_a_transient_api_error(kube: Any) -> None:
     # the first read fails: there is nothing to wait for, so it is an error at once...
     one_line_error(cli(kube, "status", "inference"), "503", "try later")
     # ...but once waiting, a blip is reported (once) and the wait goes on
-    proc = subprocess.Popen([*analyzer_cmd(), "status", "inference", "--poll-interval", "0.1",
-                             "--kubeconfig", kube.cli_kubeconfig], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = cli_background(kube, "status", "inference", "--poll-interval", "0.1")
     try:
         time.sleep(1.5)
         kube.inject_error("GET", r"/modelrollouts/inference$", 503, times=3, reason="ServiceUnavailable", message="try later")
