@@ -95,10 +95,10 @@ def simulate(s: Scenario, runs: int, seed: int, bounds: Array = ISTIO_BOUNDS) ->
         lo, hi = s.error_rate_range
         p0 = np.exp(rng.uniform(np.log(lo), np.log(hi), (runs, 1)))
     pc, pb = p0 * s.error_ratio * err_drift, p0 * err_drift
+    minute = np.minimum((t - s.step) // 60, steps).astype(int)  # the minute each step falls in
+    n_min = int(minute.max()) + 1
     if s.overdispersion > 0:
         shape = 1.0 / s.overdispersion**2
-        minute = np.minimum((t - s.step) // 60, steps).astype(int)
-        n_min = int(minute.max()) + 1
         pc = pc * rng.gamma(shape, 1 / shape, (runs, n_min))[:, minute]
         pb = pb * rng.gamma(shape, 1 / shape, (runs, n_min))[:, minute]
     xc = rng.binomial(nc, np.clip(pc, 0, 1))
@@ -109,8 +109,6 @@ def simulate(s: Scenario, runs: int, seed: int, bounds: Array = ISTIO_BOUNDS) ->
         factor, length = s.warmup
         med_c = med_c * (1 + (factor - 1) * np.clip(1 - (t - s.step / 2) / length, 0, None))
     if s.latency_jitter > 0:
-        minute = np.minimum((t - s.step) // 60, steps).astype(int)
-        n_min = int(minute.max()) + 1
         shift_c = np.exp(rng.normal(0.0, s.latency_jitter, (runs, n_min)))[:, minute]
         shift_b = np.exp(rng.normal(0.0, s.latency_jitter, (runs, n_min)))[:, minute]
         probs_c = _bucket_probs((med_c[None, :] * shift_c).reshape(-1), sigma_c, bounds).reshape(runs, steps, -1)

@@ -31,11 +31,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.special import betaln
 from scipy.stats import chi2
 
-from analyzer.core.stats.evalue import arm_share, log_mixture, predictable_upper_quantile
+from analyzer.core.stats.evalue import (
+    arm_share,
+    block_running_total,
+    lagged,
+    log_mixture,
+    predictable_upper_quantile,
+    time_blocks,
+)
 from analyzer.core.stats.steps import Array
 
 # Ratios (above the tolerance) the mixture bets on, and their prior weights. The price of not
@@ -90,8 +96,7 @@ def _dispersion_at(x: Array, y: Array, nc: Array, nb: Array, t: Array, block: fl
     one-sided ``_DISPERSION_LEVEL`` lower confidence bound (Pearson sum ~ phi chi2(df) / df).
     Step i only uses blocks that ended before it, so the tempering built on it is predictable.
     """
-    ids = np.maximum(np.ceil(t / block - 1e-9) - 1, 0).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    _, starts = time_blocks(t, block)
     ends = np.r_[starts[1:], len(t)] - 1
     bx, by = np.add.reduceat(x, starts, axis=-1), np.add.reduceat(y, starts, axis=-1)
     bnc, bnb = np.add.reduceat(nc, starts, axis=-1), np.add.reduceat(nb, starts, axis=-1)
@@ -123,13 +128,6 @@ def _dispersion_at(x: Array, y: Array, nc: Array, nb: Array, t: Array, block: fl
     return np.asarray(np.where(done >= 0, np.take(phi, np.maximum(done, 0), axis=-1), 1.0), dtype=np.float64)
 
 
-def _blocks(t: Array, block: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Block id of every step and the first step of every block (blocks of ``block`` seconds)."""
-    ids = np.maximum(np.ceil(t / block - 1e-9) - 1, 0).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    return np.searchsorted(starts, np.arange(len(t)), side="right") - 1, starts
-
-
 def clumping_cap(x: Array, y: Array, nc: Array, nb: Array, t: Array) -> Array:
     """The largest clumping ``rho`` each one-minute block is protected against, ``[..., B]``.
 
@@ -143,7 +141,7 @@ def clumping_cap(x: Array, y: Array, nc: Array, nb: Array, t: Array) -> Array:
     fitted through that block, its leverage removed so that the fit does not pass for "no
     clumping". Block j only uses blocks before it: the cap is predictable.
     """
-    _, starts = _blocks(t, CLUMPING_BLOCK)
+    _, starts = time_blocks(t, CLUMPING_BLOCK)
     bx, by = np.add.reduceat(x, starts, axis=-1), np.add.reduceat(y, starts, axis=-1)
     bnc, bnb = np.add.reduceat(nc, starts, axis=-1), np.add.reduceat(nb, starts, axis=-1)
     share, valid = arm_share(bnc, bnb)
@@ -177,14 +175,8 @@ def clumping_penalty(x: Array, y: Array, nc: Array, nb: Array, t: Array, toleran
     _, ok = arm_share(nc, nb)
     x, y, nc, nb = (np.where(ok, a, 0.0) for a in (x, y, nc, nb))
     cap = clumping_cap(x, y, nc, nb, t)
-    ids, starts = _blocks(t, CLUMPING_BLOCK)
-
-    def so_far(a: Array) -> Array:  # the block's running total through each step
-        c = np.cumsum(a, axis=-1)
-        offset = np.concatenate([np.zeros_like(c[..., :1]), c[..., :-1]], axis=-1)[..., starts]
-        return np.asarray(c - np.take(offset, ids, axis=-1), dtype=np.float64)
-
-    bx, by, bnc, bnb = so_far(x), so_far(y), so_far(nc), so_far(nb)
+    ids, starts = time_blocks(t, CLUMPING_BLOCK)
+    bx, by, bnc, bnb = (block_running_total(a, ids, starts) for a in (x, y, nc, nb))
     share, valid = arm_share(bnc, bnb)
     q0 = q_of(tolerance, share)
     k = bx + by
@@ -196,7 +188,7 @@ def clumping_penalty(x: Array, y: Array, nc: Array, nb: Array, t: Array, toleran
         worst = np.where(valid & (cap_i >= rho - 1e-12), np.maximum(worst, gain), worst)
     ends = np.r_[starts[1:], len(t)] - 1
     final = worst[..., ends]
-    earlier = np.concatenate([np.zeros_like(final[..., :1]), np.cumsum(final, axis=-1)[..., :-1]], axis=-1)
+    earlier = lagged(np.cumsum(final, axis=-1))
     return np.asarray(worst + np.take(earlier, ids, axis=-1), dtype=np.float64)
 
 

@@ -48,6 +48,25 @@ def log_sigmoid(x: Array) -> Array:
     return np.asarray(-np.logaddexp(0.0, -x), dtype=np.float64)
 
 
+def lagged(a: Array) -> Array:
+    """``a`` shifted one place right along the last axis, 0 first: at j, what was known before j."""
+    return np.asarray(np.concatenate([np.zeros_like(a[..., :1]), a[..., :-1]], axis=-1), dtype=np.float64)
+
+
+def time_blocks(t: Array, block: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Block index of every step and the first step of every block, for blocks of ``block``
+    seconds of step end times ``t`` (a step ending on a boundary belongs to the block it ends)."""
+    ids = np.maximum(np.ceil(t / block - 1e-9) - 1, 0).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    return np.searchsorted(starts, np.arange(len(t)), side="right") - 1, starts
+
+
+def block_running_total(a: Array, step_block: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]) -> Array:
+    """Per step, the total of ``a`` over its block so far (through that step)."""
+    c = np.cumsum(a, axis=-1)
+    return np.asarray(c - np.take(lagged(c)[..., starts], step_block, axis=-1), dtype=np.float64)
+
+
 def predictable_upper_quantile(loglik: Array, grid: Sequence[float], prior: Sequence[float], *,
                                early: float, late: float, blocks: float) -> Array:
     """Per block ``[..., B]``: an upper quantile of the posterior over ``grid`` from the blocks
@@ -58,7 +77,7 @@ def predictable_upper_quantile(loglik: Array, grid: Sequence[float], prior: Sequ
     fixed high level would keep charging clean runs long after the data have spoken. Block j never
     sees itself or later blocks, so whatever uses the cap stays predictable.
     """
-    before = np.concatenate([np.zeros_like(loglik[..., :1]), np.cumsum(loglik, axis=-1)[..., :-1]], axis=-1)
+    before = lagged(np.cumsum(loglik, axis=-1))
     shape = (-1,) + (1,) * (loglik.ndim - 1)
     post = np.log(np.asarray(prior) / sum(prior)).reshape(shape) + before
     post = np.exp(post - post.max(axis=0, keepdims=True))

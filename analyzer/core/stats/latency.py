@@ -31,7 +31,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtri
 
-from analyzer.core.stats.evalue import arm_share, log_mixture, log_sigmoid, predictable_upper_quantile
+from analyzer.core.stats.evalue import (
+    arm_share,
+    block_running_total,
+    lagged,
+    log_mixture,
+    log_sigmoid,
+    predictable_upper_quantile,
+    time_blocks,
+)
 from analyzer.core.stats.steps import Array
 
 # Tilts the mixtures bet on: location in normal-score units (0.2 is about a 10% slower log-normal
@@ -129,12 +137,10 @@ def block_dispersion(hc: Array, hb: Array, share: Array, valid: npt.NDArray[np.b
     # c is in standardised score units (per unit of score variance), so one grid and one prior
     # serve both families: the damage scales with the requests' binomial weight, not the score's
     w = np.where(valid, n.sum(axis=-1) * sh[..., 0] * (1.0 - sh[..., 0]), 0.0)
-    ids = np.maximum(np.ceil(t / DISPERSION_BLOCK - 1e-9) - 1, 0).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    step_block = np.searchsorted(starts, np.arange(len(t)), side="right") - 1
+    step_block, starts = time_blocks(t, DISPERSION_BLOCK)
     bu, bv = np.add.reduceat(u, starts, axis=-1), np.add.reduceat(v, starts, axis=-1)
     bw = np.add.reduceat(w, starts, axis=-1)
-    cu, cv, cw = np.cumsum(bu, axis=-1), np.cumsum(bv, axis=-1), np.cumsum(bw, axis=-1)
+    cu, cv = np.cumsum(bu, axis=-1), np.cumsum(bv, axis=-1)
     theta = cu / np.maximum(cv, 1e-12)
     info = bv > 1e-9
     resid = np.where(info, (bu - theta * bv) ** 2 / np.where(info, bv, 1.0), 0.0)
@@ -144,8 +150,8 @@ def block_dispersion(hc: Array, hb: Array, share: Array, valid: npt.NDArray[np.b
     loglik = keep[None] * (-0.5 * np.log(phi) - 0.5 * resid[None] / phi)
     cap = predictable_upper_quantile(loglik, C_GRID, C_PRIOR, early=C_LEVEL_EARLY, late=C_LEVEL_LATE,
                                      blocks=C_LEVEL_BLOCKS)
-    so_far = np.cumsum(w, axis=-1) - np.take(np.concatenate([np.zeros_like(cw[..., :1]), cw[..., :-1]], axis=-1), step_block, axis=-1)
-    previous = np.take(np.concatenate([np.zeros_like(bw[..., :1]), bw[..., :-1]], axis=-1), step_block, axis=-1)
+    so_far = block_running_total(w, step_block, starts)
+    previous = np.take(lagged(bw), step_block, axis=-1)
     return np.asarray(1.0 + np.maximum(so_far, previous) * np.take(cap, step_block, axis=-1), dtype=np.float64)
 
 
